@@ -1,0 +1,182 @@
+"""Settings, read from environment variables and an optional `.env` file.
+
+Every key is documented in the README. A bad value stops startup with a message
+that names the variable (see `load_settings`).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Docker's own rule for container names; anything else cannot name a container.
+CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_MEMORY = re.compile(r"^(\d+)([bkmg]?)$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+MIN_MEMORY_BYTES = 6 * 1024**2  # docker refuses a smaller --memory
+
+
+def parse_memory(value: str) -> int:
+    """'40g' -> bytes, with docker's binary units (b, k, m, g)."""
+    match = _MEMORY.match(value.strip())
+    if not match:
+        raise ValueError(f"{value!r} is not a size like 40g, 512m or 1073741824")
+    size = int(match.group(1)) * _UNITS[match.group(2).lower()]
+    if size < MIN_MEMORY_BYTES:
+        raise ValueError(f"{value!r} is below docker's minimum of 6m")
+    return size
+
+
+class ServiceSpec(BaseModel):
+    """One container on Spark 2 that the registry watches and drives."""
+
+    name: str = Field(pattern=CONTAINER_NAME.pattern)
+    container: str = Field(pattern=CONTAINER_NAME.pattern)
+    url: str = Field(pattern=r"^https?://[^\s/]+")
+    kind: Literal["asr", "tts", "other"] = "other"
+    memory_limit: str | None = None
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_memory(value)
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def memory_limit_bytes(self) -> int | None:
+        return parse_memory(self.memory_limit) if self.memory_limit else None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    spark2_host: str = ""
+    spark2_user: str = "root"
+    spark2_ssh_port: int = Field(22, ge=1, le=65535)
+    ssh_key_path: Path = Path("~/.ssh/id_ed25519")
+    ssh_known_hosts: Path = Path("~/.ssh/known_hosts")
+    ssh_insecure_skip_host_key_check: bool = False
+    ssh_connect_timeout_s: float = Field(5.0, gt=0)
+    ssh_command_timeout_s: float = Field(30.0, gt=0)
+    ssh_keepalive_s: float = Field(15.0, gt=0)
+    docker_cmd: str = "docker"
+
+    parakeet_container: str = Field("parakeet-asr", pattern=CONTAINER_NAME.pattern)
+    parakeet_url: str | None = None
+    parakeet_app_dir: str = Field("/opt/parakeet/app", pattern=r"^/")
+    parakeet_memory_limit: str = "40g"
+    magpie_container: str = Field("magpie-tts", pattern=CONTAINER_NAME.pattern)
+    magpie_url: str | None = None
+    services: list[ServiceSpec] | None = None
+
+    data_dir: Path = Path("data")
+    bind_host: str = "0.0.0.0"
+    bind_port: int = Field(9999, ge=1, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    poll_interval_s: float = Field(5.0, gt=0)
+    health_timeout_s: float = Field(3.0, gt=0)
+    startup_grace_s: float = Field(180.0, ge=0)
+    deep_check_interval_s: float = Field(300.0, gt=0)
+    deep_check_timeout_s: float = Field(30.0, gt=0)
+    stop_grace_s: int = Field(10, ge=0, le=600)
+    auto_restart_max: int = Field(3, ge=0)
+    auto_restart_window_s: float = Field(1800.0, gt=0)
+
+    @field_validator("parakeet_memory_limit")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        parse_memory(value)
+        return value
+
+    @field_validator("docker_cmd")
+    @classmethod
+    def _docker_cmd(cls, value: str) -> str:
+        if not shlex.split(value):
+            raise ValueError("must name the docker command, e.g. 'docker' or 'sudo docker'")
+        return value
+
+    @field_validator("ssh_key_path", "ssh_known_hosts", "data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @model_validator(mode="after")
+    def _derived_urls(self) -> "Settings":
+        if self.spark2_host:
+            self.parakeet_url = self.parakeet_url or f"http://{self.spark2_host}:8000"
+            self.magpie_url = self.magpie_url or f"http://{self.spark2_host}:9000"
+        return self
+
+    @property
+    def remote(self) -> bool:
+        """True when a Spark is configured; False means local mode."""
+        return bool(self.spark2_host)
+
+    @property
+    def docker_argv(self) -> list[str]:
+        return shlex.split(self.docker_cmd)
+
+    def service_specs(self) -> list[ServiceSpec]:
+        """`SERVICES` when given, else parakeet-asr and magpie-tts from their own keys."""
+        if self.services is not None:
+            return self.services
+        if not self.remote:
+            return []
+        return [
+            ServiceSpec(name="parakeet-asr", container=self.parakeet_container,
+                        url=self.parakeet_url or "", kind="asr",
+                        memory_limit=self.parakeet_memory_limit),
+            ServiceSpec(name="magpie-tts", container=self.magpie_container,
+                        url=self.magpie_url or "", kind="tts"),
+        ]
+
+    def check_files(self) -> list[str]:
+        """Problems with files the SSH path needs, each naming its variable."""
+        if not self.remote:
+            return []
+        problems = []
+        if not self.ssh_key_path.is_file():
+            problems.append(f"SSH_KEY_PATH: no such file {self.ssh_key_path}")
+        if not self.ssh_insecure_skip_host_key_check and not self.ssh_known_hosts.is_file():
+            problems.append(
+                f"SSH_KNOWN_HOSTS: no such file {self.ssh_known_hosts}; add the Spark's key "
+                f"with `ssh-keyscan -p {self.spark2_ssh_port} {self.spark2_host} >> FILE` "
+                "after checking its fingerprint"
+            )
+        return problems
+
+
+class ConfigError(Exception):
+    """Startup configuration is unusable; the message names each bad variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    problems = settings.check_files()
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return settings
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        variable = str(error["loc"][0]).upper() if error["loc"] else "settings"
+        detail = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{variable}: {detail} (got {error.get('input')!r})")
+    return "\n".join(lines)

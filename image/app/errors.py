@@ -1,0 +1,122 @@
+"""Remote failures: one exception tree, mapped to HTTP responses in one place.
+
+Everything that can go wrong while talking to Spark 2 raises a `RemoteError`:
+
+    RemoteError                 anything between us and Spark 2 failed
+    ├── NotConfigured           no Spark is configured (SPARK2_HOST is empty)       503
+    ├── SSHError                the SSH path itself failed
+    │   ├── HostUnreachable     refused, no route, no answer, or connection lost   503
+    │   ├── AuthFailed          the server rejected our key                        502
+    │   └── HostKeyRejected     the host key is unknown or changed                 502
+    ├── RemoteTimeout           a command or request outlived its deadline         504
+    ├── CommandFailed           a remote command exited non-zero (keeps stderr)    502
+    │   └── ContainerNotFound   docker has no container of that name               502
+    └── UpstreamError           an HTTP service on Spark 2 misbehaved
+        ├── UpstreamUnavailable connection refused or reset                        503
+        └── UpstreamHTTPError   it answered with an error status                   502
+
+Every error carries a message a person can act on; `remote_error_response`
+turns one into `{"detail": ..., "error": <kind>}` with the status above.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+
+class RemoteError(Exception):
+    status_code = 502
+    kind = "remote_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotConfigured(RemoteError):
+    status_code = 503
+    kind = "not_configured"
+
+
+class SSHError(RemoteError):
+    kind = "ssh_error"
+
+
+class HostUnreachable(SSHError):
+    status_code = 503
+    kind = "unreachable"
+
+
+class AuthFailed(SSHError):
+    kind = "auth_failed"
+
+
+class HostKeyRejected(SSHError):
+    kind = "host_key_rejected"
+
+
+class RemoteTimeout(RemoteError):
+    status_code = 504
+    kind = "timeout"
+
+
+class CommandFailed(RemoteError):
+    kind = "command_failed"
+
+    def __init__(self, argv: Sequence[str], exit_status: int | None, stderr: str) -> None:
+        self.argv = list(argv)
+        self.exit_status = exit_status
+        self.stderr = stderr.strip()
+        shown = self.stderr[-600:] or "(no output on stderr)"
+        super().__init__(f"`{self.argv[0]} {self._verb()}` exited {exit_status}: {shown}")
+
+    def _verb(self) -> str:
+        words = [a for a in self.argv[1:] if not a.startswith("-")]
+        return words[0] if words else ""
+
+
+class ContainerNotFound(CommandFailed):
+    kind = "container_not_found"
+
+    def __init__(self, argv: Sequence[str], exit_status: int | None, stderr: str,
+                 container: str) -> None:
+        super().__init__(argv, exit_status, stderr)
+        self.container = container
+        self.message = (f"container {container!r} does not exist on Spark 2; create it there "
+                        "or fix the container name in the settings")
+        self.args = (self.message,)
+
+
+class UpstreamError(RemoteError):
+    kind = "upstream_error"
+
+
+class UpstreamUnavailable(UpstreamError):
+    status_code = 503
+    kind = "upstream_unavailable"
+
+
+class UpstreamHTTPError(UpstreamError):
+    kind = "upstream_http_error"
+
+    def __init__(self, url: str, status: int, body: str) -> None:
+        self.url = url
+        self.status = status
+        self.body = body[:500]
+        super().__init__(f"{url} answered HTTP {status}: {self.body or '(empty body)'}")
+
+
+def remote_error_response(exc: RemoteError) -> JSONResponse:
+    return JSONResponse(status_code=exc.status_code,
+                        content={"detail": exc.message, "error": exc.kind})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def handle(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RemoteError)
+        return remote_error_response(exc)
+
+    app.add_exception_handler(RemoteError, handle)

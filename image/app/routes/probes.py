@@ -1,0 +1,50 @@
+"""`/livez` and `/readyz` for orchestrators and load balancers."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from ..registry import Registry
+
+router = APIRouter(tags=["probes"])
+
+
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, str]
+
+
+@router.get("/livez")
+async def livez() -> dict[str, str]:
+    """The process answers; says nothing about Spark 2."""
+    return {"status": "alive"}
+
+
+@router.get("/readyz", response_model=Readiness,
+            responses={503: {"model": Readiness, "description": "not ready"}})
+async def readyz(request: Request) -> JSONResponse:
+    """Ready when Spark 2 answers over SSH and parakeet-asr is healthy (cached polls)."""
+    registry: Registry = request.app.state.registry
+    checks = {"ssh": _ssh_check(registry), "parakeet-asr": _asr_check(registry)}
+    ready = all(value == "ok" for value in checks.values())
+    body = Readiness(ready=ready, checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+def _ssh_check(registry: Registry) -> str:
+    if registry.docker is None:
+        return "no Spark configured (SPARK2_HOST is empty)"
+    poller = registry.docker_poller
+    if poller.error is not None:
+        return poller.error.message
+    return "ok" if poller.data is not None else "not polled yet"
+
+
+def _asr_check(registry: Registry) -> str:
+    asr = [name for name, rt in registry.runtime.items() if rt.spec.kind == "asr"]
+    if not asr:
+        return "no ASR service configured"
+    status = registry.status(asr[0])
+    return "ok" if status.state == "healthy" else f"{status.state}: {status.state_detail}"

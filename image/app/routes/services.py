@@ -1,0 +1,92 @@
+"""`/api/services`: the registry's cached state and the actions on a service."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel
+
+from ..probes import DeepCheckResult
+from ..registry import Busy, Registry, UnknownService
+from ..services import Action, RestartRecord, ServiceStatus
+from ..watchdog import Watchdog
+
+router = APIRouter(prefix="/api/services", tags=["services"])
+
+
+class HostView(BaseModel):
+    host: str
+    reachable: bool | None  # None: not polled yet
+    detail: str
+    checked_at: float | None
+
+
+class ServicesResponse(BaseModel):
+    spark2: HostView
+    services: list[ServiceStatus]
+
+
+class ActionResponse(BaseModel):
+    record: RestartRecord
+    service: ServiceStatus
+
+
+class DeepCheckResponse(BaseModel):
+    result: DeepCheckResult
+    auto_restart: RestartRecord | None
+    service: ServiceStatus
+
+
+def _registry(request: Request) -> Registry:
+    return request.app.state.registry
+
+
+def _status(registry: Registry, name: str) -> ServiceStatus:
+    try:
+        return registry.status(name)
+    except UnknownService as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+@router.get("", response_model=ServicesResponse)
+async def list_services(request: Request) -> ServicesResponse:
+    """Every service as last polled; never waits on Spark 2."""
+    registry = _registry(request)
+    poller = registry.docker_poller
+    if poller.error is not None:
+        host = HostView(host=registry.settings.spark2_host, reachable=False,
+                        detail=poller.error.message, checked_at=poller.updated_at)
+    else:
+        polled = poller.data is not None
+        host = HostView(host=registry.settings.spark2_host, reachable=polled or None,
+                        detail="reachable over SSH" if polled else "not polled yet",
+                        checked_at=poller.updated_at)
+    return ServicesResponse(spark2=host, services=registry.statuses())
+
+
+@router.get("/{name}", response_model=ServiceStatus)
+async def get_service(name: str, request: Request) -> ServiceStatus:
+    return _status(_registry(request), name)
+
+
+@router.post("/{name}/deep-check", response_model=DeepCheckResponse)
+async def run_deep_check(name: str, request: Request) -> DeepCheckResponse:
+    """Send a real tiny request now; a wedged service is restarted (within budget)."""
+    registry = _registry(request)
+    _status(registry, name)
+    watchdog: Watchdog = request.app.state.watchdog
+    result, record = await watchdog.check(name)
+    return DeepCheckResponse(result=result, auto_restart=record,
+                             service=registry.status(name))
+
+
+@router.post("/{name}/{action}", response_model=ActionResponse,
+             responses={404: {"description": "unknown service"},
+                        409: {"description": "another action is running on it"}})
+async def act(name: str, action: Action, request: Request) -> ActionResponse:
+    registry = _registry(request)
+    _status(registry, name)
+    try:
+        record = await registry.act(name, action)
+    except Busy as exc:
+        raise HTTPException(409, str(exc)) from None
+    return ActionResponse(record=record, service=registry.status(name))

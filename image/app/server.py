@@ -1,0 +1,64 @@
+"""The application: wires settings, SSH, Docker, the registry, routers and static files."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from . import __version__
+from .config import Settings, load_settings
+from .docker import Docker
+from .errors import install_error_handlers
+from .registry import Registry
+from .routes import probes, services
+from .ssh import SSHClient, SSHTarget
+from .watchdog import Watchdog
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+
+def ssh_target(settings: Settings) -> SSHTarget:
+    skip = settings.ssh_insecure_skip_host_key_check
+    return SSHTarget(
+        host=settings.spark2_host, port=settings.spark2_ssh_port, user=settings.spark2_user,
+        key_path=settings.ssh_key_path, known_hosts=None if skip else settings.ssh_known_hosts,
+        connect_timeout=settings.ssh_connect_timeout_s,
+        command_timeout=settings.ssh_command_timeout_s, keepalive=settings.ssh_keepalive_s)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ssh = SSHClient(ssh_target(settings)) if settings.remote else None
+        async with httpx.AsyncClient() as http:
+            registry = Registry(settings, Docker(ssh, settings.docker_argv) if ssh else None, http)
+            watchdog = Watchdog(registry)
+            app.state.registry, app.state.watchdog = registry, watchdog
+            registry.start()
+            watchdog.start()
+            try:
+                yield
+            finally:
+                await watchdog.stop()
+                await registry.stop()
+                if ssh is not None:
+                    await ssh.close()
+
+    app = FastAPI(title="spark-control", version=__version__, lifespan=lifespan,
+                  description="Control plane for the speech services on DGX Spark 2.")
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(probes.router)
+    app.include_router(services.router)
+    if (STATIC_DIR / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static")
+    return app

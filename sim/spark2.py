@@ -1,0 +1,339 @@
+"""A simulated Spark 2 on this machine: a private Docker Engine, an OpenSSH server
+on loopback with generated keys, and the `parakeet-asr` and `magpie-tts` containers.
+
+Used by the test fixtures and by `scripts/sim-spark2 up|down`. Every daemon is
+started detached and stopped by the pid recorded in `state.json`, never by name.
+`parakeet-asr` runs the project's own speech server from image/parakeet_patches,
+copied into the container's writable layer at the app dir (as on the real Spark);
+`magpie-tts` runs a small stand-in for NVIDIA's TTS container (sim/tts_standin.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from app.docker import tar_of
+
+REPO = Path(__file__).resolve().parent.parent
+PATCHES = REPO / "image" / "parakeet_patches"
+TTS_STANDIN = Path(__file__).resolve().parent / "tts_standin.py"
+APP_DIR = "/opt/parakeet/app"
+TTS_DIR = "/opt/magpie/app"
+IMAGE = "simspark-root:latest"
+CURRENT = Path(tempfile.gettempdir()) / "sim-spark2.current"
+
+
+@dataclass
+class SimState:
+    root: str
+    ssh_port: int
+    parakeet_port: int
+    magpie_port: int
+    pids: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def sock(self) -> str:
+        return f"{self.root}/docker.sock"
+
+
+class SimSpark2:
+    def __init__(self, state: SimState) -> None:
+        self.state = state
+        self.root = Path(state.root)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    @classmethod
+    def up(cls) -> "SimSpark2":
+        root = Path(tempfile.mkdtemp(prefix="simspark-", dir="/tmp"))  # short: socket paths
+        state = SimState(str(root), *free_ports(3))
+        sim = cls(state)
+        try:
+            sim.start_dockerd()
+            sim.start_sshd()
+            sim.build_image()
+            sim.create_containers()
+        except BaseException:
+            sim.down()
+            raise
+        CURRENT.write_text(str(root))
+        return sim
+
+    @classmethod
+    def attach(cls, root: str | Path) -> "SimSpark2":
+        return cls(SimState(**json.loads((Path(root) / "state.json").read_text())))
+
+    def down(self) -> None:
+        if self.state.pids.get("dockerd") and _alive(self.state.pids["dockerd"]):
+            self.docker("rm", "-f", "parakeet-asr", "magpie-tts", check=False)
+        self.stop_sshd()
+        self._kill("dockerd", timeout=20)
+        _unmount_under(self.root)
+        subprocess.run(["rm", "-rf", str(self.root)], check=False)
+        if CURRENT.exists() and CURRENT.read_text() == str(self.root):
+            CURRENT.unlink()
+
+    def save(self) -> None:
+        (self.root / "state.json").write_text(json.dumps(asdict(self.state)))
+
+    # -- Docker Engine -------------------------------------------------------
+
+    def start_dockerd(self) -> None:
+        r = self.root
+        argv = ["dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none",
+                f"--data-root={r}/data", f"--exec-root={r}/exec", f"--pidfile={r}/dockerd.pid",
+                "-H", f"unix://{self.state.sock}"]
+        self._spawn("dockerd", argv)
+        _wait(lambda: self.docker("info", check=False).returncode == 0, 60, "dockerd")
+
+    def docker(self, *args: str, check: bool = True, input: bytes | None = None
+               ) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(["docker", "-H", f"unix://{self.state.sock}", *args],
+                              input=input, capture_output=True, check=check)
+
+    def build_image(self) -> None:
+        """An empty root filesystem: the machine's own Python comes in read-only binds."""
+        empty = self.root / "rootfs"
+        for sub in ("tmp", "opt", "root"):
+            (empty / sub).mkdir(parents=True, exist_ok=True)
+        (empty / "tmp").chmod(0o1777)
+        tar = subprocess.run(["tar", "-C", str(empty), "-c", "."], capture_output=True,
+                             check=True).stdout
+        self.docker("import", "-", IMAGE, input=tar)
+
+    def create_containers(self) -> None:
+        self.create_container("parakeet-asr", self.state.parakeet_port, APP_DIR,
+                              {f"{APP_DIR}/{p.name}": p.read_bytes() for p in _patch_files()})
+        self.create_container("magpie-tts", self.state.magpie_port, TTS_DIR,
+                              {f"{TTS_DIR}/main.py": TTS_STANDIN.read_bytes()})
+
+    def create_container(self, name: str, port: int, app_dir: str,
+                         files: dict[str, bytes]) -> None:
+        self.docker("rm", "-f", name, check=False)
+        python = sys.executable
+        command = [python, "-m", "uvicorn", "main:app", "--app-dir", app_dir,
+                   "--host", "127.0.0.1", "--port", str(port)]
+        self.docker("create", "--name", name, "--network", "host", *_python_binds(),
+                    "-e", f"PATH={Path(python).parent}:/usr/local/bin:/usr/bin:/bin",
+                    "-e", "PYTHONDONTWRITEBYTECODE=1", "-e", "HOME=/root",
+                    "-e", "ENGINE=none", IMAGE, *command)
+        self.docker("cp", "-", f"{name}:/", input=tar_of(files))
+        self.docker("start", name)
+
+    def reset_containers(self) -> None:
+        """Fresh containers (no memory cap, default files), both healthy."""
+        self.create_containers()
+        self.wait_healthy()
+
+    def wait_healthy(self, timeout: float = 30) -> None:
+        for port in (self.state.parakeet_port, self.state.magpie_port):
+            _wait(lambda p=port: _http_ok(f"http://127.0.0.1:{p}/health"), timeout,
+                  f"health on port {port}")
+
+    # -- OpenSSH server ----------------------------------------------------------
+
+    def start_sshd(self) -> None:
+        r = self.root
+        keys = r / "keys"
+        if not (keys / "host_ed25519").exists():
+            self._make_keys(keys)
+        Path("/run/sshd").mkdir(parents=True, exist_ok=True)
+        config = r / "sshd_config"
+        config.write_text("\n".join([
+            f"Port {self.state.ssh_port}", "ListenAddress 127.0.0.1",
+            f"HostKey {keys}/host_ed25519", f"AuthorizedKeysFile {keys}/authorized_keys",
+            "PasswordAuthentication no", "KbdInteractiveAuthentication no",
+            "PermitRootLogin prohibit-password", "StrictModes no", "UsePAM no",
+            f"PidFile {r}/sshd.pid", "MaxSessions 20", "",
+        ]))
+        self._spawn("sshd", ["/usr/sbin/sshd", "-D", "-f", str(config), "-E", f"{r}/sshd.log"])
+        _wait(lambda: _port_open(self.state.ssh_port), 15, "sshd")
+
+    def stop_sshd(self) -> None:
+        """Stop sshd and the sessions it forked, as a powered-off host would."""
+        pid = self.state.pids.get("sshd")
+        if pid:
+            for child in _children(pid):
+                _signal(child, signal.SIGKILL)
+        self._kill("sshd")
+
+    def _make_keys(self, keys: Path) -> None:
+        keys.mkdir(parents=True)
+        for name in ("host_ed25519", "client_ed25519", "other_ed25519"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name,
+                            "-f", str(keys / name)], check=True)
+        (keys / "authorized_keys").write_text((keys / "client_ed25519.pub").read_text())
+        host_key = (keys / "host_ed25519.pub").read_text().split()[:2]
+        other_key = (keys / "other_ed25519.pub").read_text().split()[:2]
+        entry = f"[127.0.0.1]:{self.state.ssh_port}"
+        (keys / "known_hosts").write_text(f"{entry} {' '.join(host_key)}\n")
+        # The same host with a different key: what a man-in-the-middle would present.
+        (keys / "wrong_known_hosts").write_text(f"{entry} {' '.join(other_key)}\n")
+
+    # -- what spark-control needs --------------------------------------------
+
+    def env(self) -> dict[str, str]:
+        keys = self.root / "keys"
+        return {
+            "SPARK2_HOST": "127.0.0.1",
+            "SPARK2_USER": "root",
+            "SPARK2_SSH_PORT": str(self.state.ssh_port),
+            "SSH_KEY_PATH": str(keys / "client_ed25519"),
+            "SSH_KNOWN_HOSTS": str(keys / "known_hosts"),
+            "DOCKER_CMD": shlex.join(["docker", "-H", f"unix://{self.state.sock}"]),
+            "PARAKEET_URL": f"http://127.0.0.1:{self.state.parakeet_port}",
+            "MAGPIE_URL": f"http://127.0.0.1:{self.state.magpie_port}",
+            "PARAKEET_APP_DIR": APP_DIR,
+            "SIM_SPARK2_DIR": str(self.root),
+        }
+
+    def container_pid(self, name: str) -> int:
+        out = self.docker("inspect", "--format", "{{.State.Pid}}", name).stdout
+        return int(out.strip())
+
+    # -- process bookkeeping -------------------------------------------------
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        log = open(self.root / f"{name}.out", "ab")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        self.state.pids[name] = proc.pid
+        self.save()
+
+    def _kill(self, name: str, timeout: float = 10) -> None:
+        pid = self.state.pids.pop(name, None)
+        if pid is None:
+            return
+        _signal(pid, signal.SIGTERM)
+        try:
+            _wait(lambda: not _alive(pid), timeout, f"{name} to stop")
+        except TimeoutError:
+            _signal(pid, signal.SIGKILL)
+        _reap(pid)
+        self.save()
+
+
+def _patch_files() -> list[Path]:
+    return sorted(p for p in PATCHES.iterdir() if p.is_file() and p.suffix == ".py")
+
+
+def _python_binds() -> list[str]:
+    """Read-only binds that give the container this machine's Python and packages."""
+    kept: list[str] = []
+    for path in ["/usr", "/lib", "/lib64", "/bin", "/etc", sys.base_prefix, sys.prefix]:
+        if Path(path).exists() and not any(Path(path).is_relative_to(k) for k in kept):
+            kept.append(path)
+    return [arg for path in kept for arg in ("-v", f"{path}:{path}:ro")]
+
+
+def _unmount_under(root: Path) -> None:
+    """dockerd can leave mounts (netns, overlays) in its dirs; rm cannot pass them."""
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for point in sorted((m for m in mounts if m.startswith(f"{root}/")), reverse=True):
+        subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _http_ok(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ")[1].startswith("Z"))
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().split(") ")[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def main(argv: list[str]) -> int:
+    command = argv[0] if argv else "help"
+    if command == "up":
+        sim = SimSpark2.up()
+        sim.wait_healthy()
+        for key, value in sim.env().items():
+            print(f"export {key}={shlex.quote(value)}")
+        return 0
+    if command == "down":
+        root = argv[1] if len(argv) > 1 else os.environ.get("SIM_SPARK2_DIR")
+        root = root or (CURRENT.read_text() if CURRENT.exists() else None)
+        if not root or not (Path(root) / "state.json").exists():
+            print("sim-spark2: nothing to stop (no SIM_SPARK2_DIR and no running simulation)",
+                  file=sys.stderr)
+            return 1
+        SimSpark2.attach(root).down()
+        print(f"sim-spark2: stopped and removed {root}", file=sys.stderr)
+        return 0
+    print("usage: sim-spark2 up | down [DIR]\n  eval \"$(scripts/sim-spark2 up)\"; spark-control",
+          file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

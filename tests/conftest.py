@@ -1,0 +1,39 @@
+"""Fixtures for the simulated Spark 2: a real dockerd and sshd on loopback.
+
+The daemons start once per session (about 3 s); each test that asks for `sim`
+gets freshly created containers, so no test sees another's memory cap, stopped
+container or restarts.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from sim.spark2 import SimSpark2, _alive
+
+
+@pytest.fixture(scope="session")
+def spark2() -> Iterator[SimSpark2]:
+    missing = [tool for tool in ("dockerd", "docker", "sshd", "ssh-keygen")
+               if not shutil.which(tool) and not shutil.which(tool, path="/usr/sbin")]
+    if missing:
+        pytest.fail(f"the simulated Spark 2 needs {', '.join(missing)}: run .ci/run "
+                    "(apt-get install docker.io openssh-server)")
+    sim = SimSpark2.up()
+    try:
+        yield sim
+    finally:
+        sim.down()
+
+
+@pytest.fixture
+def sim(spark2: SimSpark2) -> SimSpark2:
+    """The simulation with sshd up and both containers freshly created and healthy."""
+    pid = spark2.state.pids.get("sshd")
+    if not pid or not _alive(pid):
+        spark2.start_sshd()
+    spark2.reset_containers()
+    return spark2

@@ -1,0 +1,58 @@
+"""Helpers shared by the tests (importable as `helpers`: see pythonpath in pyproject)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.server import create_app
+from sim.spark2 import SimSpark2
+
+T = TypeVar("T")
+
+
+
+def wait_for(probe: Callable[[], T], timeout: float = 20, what: str = "condition",
+             interval: float = 0.1) -> T:
+    """Poll until probe() returns something truthy; fail with what was last seen."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; last: {last!r}")
+
+
+def sim_settings(sim: SimSpark2, **overrides: Any) -> Settings:
+    """Settings pointing at the simulation, with fast polls for tests."""
+    values: dict[str, Any] = {k.lower(): v for k, v in sim.env().items()
+                              if k != "SIM_SPARK2_DIR"}
+    values.update(poll_interval_s=0.5, health_timeout_s=2, ssh_connect_timeout_s=2,
+                  deep_check_timeout_s=3, deep_check_interval_s=3600, stop_grace_s=2,
+                  startup_grace_s=30, parakeet_memory_limit="300m")
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@contextmanager
+def control(settings: Settings) -> Iterator[TestClient]:
+    """spark-control, running (lifespan, pollers and all) against the settings."""
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def service(client: TestClient, name: str) -> dict[str, Any]:
+    response = client.get(f"/api/services/{name}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def inspect(sim: SimSpark2, container: str, template: str) -> str:
+    return sim.docker("inspect", "--format", template, container).stdout.decode().strip()
