@@ -21,6 +21,7 @@ turns one into `{"detail": ..., "error": <kind>}` with the status above.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 
 from fastapi import FastAPI, Request
@@ -71,11 +72,9 @@ class CommandFailed(RemoteError):
         self.exit_status = exit_status
         self.stderr = stderr.strip()
         shown = self.stderr[-600:] or "(no output on stderr)"
-        super().__init__(f"`{self.argv[0]} {self._verb()}` exited {exit_status}: {shown}")
-
-    def _verb(self) -> str:
-        words = [a for a in self.argv[1:] if not a.startswith("-")]
-        return words[0] if words else ""
+        command = shlex.join(self.argv)
+        command = command if len(command) <= 120 else command[:117] + "..."
+        super().__init__(f"`{command}` exited {exit_status}: {shown}")
 
 
 class ContainerNotFound(CommandFailed):

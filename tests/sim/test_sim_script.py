@@ -1,0 +1,65 @@
+"""`scripts/sim-spark2 up|down` and the `spark-control` command, as a person runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from helpers import wait_for
+from sim.spark2 import _alive, free_ports
+
+pytestmark = pytest.mark.sim
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_up_exports_point_spark_control_at_the_simulation_and_down_stops_it():
+    up = subprocess.run([str(REPO / "scripts" / "sim-spark2"), "up"], capture_output=True,
+                        text=True, timeout=120)
+    assert up.returncode == 0, up.stderr
+    env = _exports(up.stdout)
+    root = Path(env["SIM_SPARK2_DIR"])
+    pids = json.loads((root / "state.json").read_text())["pids"]
+    server = None
+    try:
+        port = free_ports(1)[0]
+        server = subprocess.Popen(
+            [sys.executable, "-c", "from app.cli import main; main()"],
+            env={**os.environ, **env, "BIND_PORT": str(port), "BIND_HOST": "127.0.0.1",
+                 "POLL_INTERVAL_S": "0.5", "DATA_DIR": str(root / "control-data")},
+            cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        body = wait_for(lambda: _healthy(port), timeout=30, what="both services healthy")
+        assert [s["name"] for s in body["services"]] == ["parakeet-asr", "magpie-tts"]
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(10)
+        down = subprocess.run([str(REPO / "scripts" / "sim-spark2"), "down", str(root)],
+                              capture_output=True, text=True, timeout=60)
+    assert down.returncode == 0, down.stderr
+    assert not root.exists()
+    assert not any(_alive(pid) for pid in pids.values())
+
+
+def _exports(text: str) -> dict[str, str]:
+    env = {}
+    for line in text.splitlines():
+        assert line.startswith("export "), line
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = shlex.split(value)[0]
+    return env
+
+
+def _healthy(port: int) -> dict | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/services", timeout=2) as r:
+            body = json.load(r)
+    except OSError:
+        return None
+    return body if all(s["state"] == "healthy" for s in body["services"]) else None

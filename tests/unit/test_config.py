@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from app.config import ConfigError, Settings, load_settings, parse_memory
+
+
+def settings(**values) -> Settings:
+    return load_settings(_env_file=None, **values)
+
+
+def test_memory_sizes_use_dockers_binary_units():
+    assert parse_memory("40g") == 40 * 1024**3
+    assert parse_memory("512M") == 512 * 1024**2
+    assert parse_memory("1073741824") == 1024**3
+    for bad in ("lots", "40gb", "-1g", "1k"):
+        with pytest.raises(ValueError):
+            parse_memory(bad)
+
+
+def test_bad_values_name_their_variable():
+    with pytest.raises(ConfigError) as info:
+        settings(parakeet_memory_limit="forty", spark2_ssh_port=0, parakeet_container="a b;c")
+    message = str(info.value)
+    assert "PARAKEET_MEMORY_LIMIT: 'forty' is not a size like 40g" in message
+    assert "SPARK2_SSH_PORT" in message
+    assert "PARAKEET_CONTAINER" in message
+
+
+def test_urls_default_to_the_spark_host(tmp_path):
+    key = tmp_path / "key"
+    key.write_text("k")
+    s = settings(spark2_host="spark2.lan", ssh_key_path=key, ssh_known_hosts=key)
+    assert s.parakeet_url == "http://spark2.lan:8000"
+    assert s.magpie_url == "http://spark2.lan:9000"
+    specs = s.service_specs()
+    assert [(x.name, x.kind, x.memory_limit) for x in specs] == [
+        ("parakeet-asr", "asr", "40g"), ("magpie-tts", "tts", None)]
+
+
+def test_missing_key_files_stop_startup(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        settings(spark2_host="spark2.lan", ssh_key_path=tmp_path / "nokey",
+                 ssh_known_hosts=tmp_path / "nohosts")
+    assert "SSH_KEY_PATH: no such file" in str(info.value)
+    assert "SSH_KNOWN_HOSTS: no such file" in str(info.value)
+
+
+def test_services_list_is_configurable_from_json_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("SERVICES", '[{"name": "asr2", "container": "asr2",'
+                       ' "url": "http://10.0.0.2:8001/", "kind": "asr", "memory_limit": "8g"}]')
+    s = Settings(_env_file=None)
+    assert s.service_specs()[0].url == "http://10.0.0.2:8001"
+    assert s.service_specs()[0].memory_limit_bytes == 8 * 1024**3
+
+
+def test_docker_cmd_is_split_into_argv():
+    assert settings(docker_cmd="sudo -n docker").docker_argv == ["sudo", "-n", "docker"]
+    with pytest.raises(ConfigError, match="DOCKER_CMD"):
+        settings(docker_cmd="  ")
+
+
+def test_cli_refuses_to_start_on_bad_settings():
+    result = subprocess.run(
+        [sys.executable, "-c", "from app.cli import main; raise SystemExit(main())"],
+        env={**os.environ, "PARAKEET_MEMORY_LIMIT": "lots", "SPARK2_SSH_PORT": "70000"},
+        capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "PARAKEET_MEMORY_LIMIT: 'lots' is not a size like 40g" in result.stderr
+    assert "SPARK2_SSH_PORT" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from app.budget import RestartBudget
+from app.errors import HostUnreachable
+from app.poller import Poller
+
+
+def test_readers_share_one_fetch_and_changes_are_logged_once(caplog):
+    calls = []
+    answers = iter(["up", "up", "up", HostUnreachable("gone"), HostUnreachable("gone"), "up"])
+
+    async def fetch() -> str:
+        calls.append(1)
+        await asyncio.sleep(0.01)
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def scenario() -> Poller[str]:
+        poller = Poller("box", fetch, interval=60)
+        await asyncio.gather(*(poller.refresh() for _ in range(5)))  # joined: one fetch
+        assert len(calls) == 1
+        for _ in range(5):
+            await poller.refresh()
+        return poller
+
+    caplog.set_level(logging.INFO, logger="app.poller")
+    poller = asyncio.run(scenario())
+    assert poller.data == "up" and poller.error is None
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["box: up", "box: error: gone", "box: up"]
+
+
+def test_error_keeps_last_data_and_sets_error():
+    answers = iter(["up", HostUnreachable("gone")])
+
+    async def fetch() -> str:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def scenario() -> Poller[str]:
+        poller = Poller("box", fetch, interval=60)
+        await poller.refresh()
+        await poller.refresh()
+        return poller
+
+    poller = asyncio.run(scenario())
+    assert poller.data == "up"
+    assert isinstance(poller.error, HostUnreachable)
+
+
+def test_a_bug_in_fetch_is_reported_not_fatal():
+    async def fetch() -> str:
+        raise KeyError("oops")
+
+    async def scenario() -> Poller[str]:
+        poller = Poller("box", fetch, interval=0.01)
+        poller.start()
+        await asyncio.sleep(0.05)
+        await poller.stop()
+        return poller
+
+    poller = asyncio.run(scenario())
+    assert "internal error while polling box" in poller.error.message
+
+
+def test_restart_budget_is_a_sliding_window():
+    now = [0.0]
+    budget = RestartBudget(3, 1800, clock=lambda: now[0])
+    assert [budget.take() for _ in range(4)] == [True, True, True, False]
+    now[0] = 1799
+    assert not budget.take() and budget.seconds_until_free() == 1
+    now[0] = 1800
+    assert budget.used() == 0 and budget.take()

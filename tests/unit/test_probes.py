@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import wave
+
+import httpx
+import pytest
+import respx
+
+from app.config import ServiceSpec
+from app.probes import deep_check, fetch_health, models_from_health
+
+ASR = ServiceSpec(name="parakeet-asr", container="parakeet-asr", url="http://asr:8000",
+                  kind="asr")
+TTS = ServiceSpec(name="magpie-tts", container="magpie-tts", url="http://tts:9000", kind="tts")
+
+
+def check(spec: ServiceSpec, timeout: float = 1.0):
+    async def go():
+        async with httpx.AsyncClient() as client:
+            return await deep_check(client, spec, timeout)
+    return asyncio.run(go())
+
+
+@respx.mock
+def test_asr_deep_check_posts_one_second_of_silence():
+    route = respx.post("http://asr:8000/v1/audio/transcriptions").respond(json={"text": ""})
+    result = check(ASR)
+    assert result.verdict == "ok"
+    body = route.calls.last.request.content
+    wav = body[body.index(b"RIFF"):body.rindex(b"\r\n--")]
+    with wave.open(io.BytesIO(wav)) as audio:
+        assert (audio.getnchannels(), audio.getframerate(), audio.getnframes()) == (1, 16000,
+                                                                                    16000)
+    assert b'name="file"; filename="deep-check.wav"' in body
+
+
+@respx.mock
+def test_tts_deep_check_sends_a_short_text():
+    route = respx.post("http://tts:9000/v1/audio/speech").respond(content=b"RIFF....")
+    assert check(TTS).verdict == "ok"
+    assert json.loads(route.calls.last.request.content)["input"] == "Deep check."
+
+
+@respx.mock
+@pytest.mark.parametrize(("response", "verdict", "words"), [
+    (httpx.Response(500, text="CUDA error: an illegal memory access"), "failed", "CUDA error"),
+    (httpx.Response(503, text="loading"), "failed", "HTTP 503"),
+    (httpx.ConnectError("refused"), "failed", "cannot reach"),
+    (httpx.ReadTimeout("slow"), "failed", "no answer within 1 s"),
+    (httpx.Response(404, text="Not Found"), "rejected", "HTTP 404"),
+    (httpx.Response(422, text="bad form"), "rejected", "bad form"),
+])
+def test_deep_check_verdicts(response, verdict, words):
+    route = respx.post("http://asr:8000/v1/audio/transcriptions")
+    if isinstance(response, Exception):
+        route.side_effect = response
+    else:
+        route.return_value = response
+    result = check(ASR)
+    assert result.verdict == verdict
+    assert words in result.detail
+
+
+@respx.mock
+def test_health_reads_models_and_failure_reasons():
+    respx.get("http://asr:8000/health").respond(json={
+        "status": "ok", "models": {"asr": "nvidia/parakeet-tdt-0.6b-v3",
+                                   "diarizer": "nvidia/diar_sortformer_4spk-v1"}})
+    respx.get("http://tts:9000/health").respond(500, text="boom")
+
+    async def go():
+        async with httpx.AsyncClient() as client:
+            return (await fetch_health(client, ASR.url, 1), await fetch_health(client, TTS.url, 1))
+
+    asr, tts = asyncio.run(go())
+    assert asr.ok and asr.models == ["nvidia/diar_sortformer_4spk-v1",
+                                     "nvidia/parakeet-tdt-0.6b-v3"]
+    assert not tts.ok and tts.detail == "HTTP 500: boom"
+
+
+def test_models_from_various_health_shapes():
+    assert models_from_health({"asr_model": "a", "diar_model": "b", "x": 1}) == ["a", "b"]
+    assert models_from_health({"models": ["m"]}) == ["m"]
+    assert models_from_health(None) == []
