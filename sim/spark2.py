@@ -66,7 +66,6 @@ class SimSpark2:
         except BaseException:
             sim.down()
             raise
-        CURRENT.write_text(str(root))
         return sim
 
     @classmethod
@@ -317,6 +316,7 @@ def main(argv: list[str]) -> int:
     if command == "up":
         sim = SimSpark2.up()
         sim.wait_healthy()
+        CURRENT.write_text(str(sim.root))  # lets a plain `down` find it
         for key, value in sim.env().items():
             print(f"export {key}={shlex.quote(value)}")
         return 0
