@@ -1,0 +1,95 @@
+"""What every speech engine provides, and the results it returns.
+
+Audio is always 16 kHz mono float32 in [-1, 1] (a 1-D numpy array): decoding and
+resampling happen once, in audio_io.py, before an engine sees it. Times are seconds
+from the start of that array.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+
+
+@dataclass
+class Word:
+    word: str  # as spoken, punctuation attached ("Hello," "world.")
+    start: float
+    end: float
+
+
+@dataclass
+class TextSegment:
+    start: float
+    end: float
+    text: str
+
+
+@dataclass
+class Transcript:
+    text: str
+    words: list[Word]
+    segments: list[TextSegment]
+    language: str = "en"
+
+
+@dataclass
+class Turn:
+    start: float
+    end: float
+    speaker: str  # "Speaker_0", "Speaker_1", ... numbered by first appearance
+    confidence: float  # 0..1
+
+
+@dataclass
+class Diarization:
+    turns: list[Turn]
+    # one voice embedding per speaker label, L2-normalised; filled by diarize_chunk
+    fingerprints: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def speakers(self) -> list[str]:
+        return sorted({t.speaker for t in self.turns}, key=lambda s: int(s.split("_")[1]))
+
+
+class EngineError(Exception):
+    """An engine failed; `stage` says where (load, transcribe, diarize, fingerprint)."""
+
+    def __init__(self, stage: str, message: str) -> None:
+        super().__init__(f"{stage} failed: {message}")
+        self.stage = stage
+        self.message = message
+
+
+class Engine(Protocol):
+    name: str  # "cpu" or "nemo"
+    asr_model: str
+    diarizer_model: str
+    embedding_model: str
+    asr_loaded: bool
+    diarizer_loaded: bool
+
+    def load(self) -> None:
+        """Load every model once (blocking; the server runs it in a thread at startup)."""
+
+    def transcribe(self, audio: np.ndarray, language: str | None = None) -> Transcript:
+        """Words with start/end times, and sentence-like segments."""
+
+    def diarize(self, audio: np.ndarray, max_speakers: int | None = None) -> Diarization:
+        """Speaker turns, labelled Speaker_0.. in order of first appearance."""
+
+    def fingerprints(self, audio: np.ndarray, diarization: Diarization) -> dict[str, list[float]]:
+        """One L2-normalised voice embedding per speaker of the diarization."""
+
+
+def relabel_by_first_appearance(turns: list[Turn]) -> list[Turn]:
+    """Rename speakers Speaker_0, Speaker_1... in the order they first speak."""
+    order: dict[str, str] = {}
+    for turn in sorted(turns, key=lambda t: t.start):
+        order.setdefault(turn.speaker, f"Speaker_{len(order)}")
+    return sorted((Turn(t.start, t.end, order[t.speaker], t.confidence) for t in turns),
+                  key=lambda t: t.start)

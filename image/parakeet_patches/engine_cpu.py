@@ -1,0 +1,51 @@
+"""The CPU engine: speaker-attributed transcription with weights shipped in wheels.
+
+Recognition: Moonshine tiny (lines) + PocketSphinx forced alignment (word times).
+Diarization: WebRTC VAD + GE2E speaker embeddings (resemblyzer's weights, run in
+numpy) + spectral clustering. No torch, nothing downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine_base import Diarization, Transcript
+
+
+class CpuEngine:
+    name = "cpu"
+
+    def __init__(self) -> None:
+        self.asr_loaded = False
+        self.diarizer_loaded = False
+        self._asr = None
+        self._diarizer = None
+        self.asr_model = "moonshine/tiny-en + pocketsphinx alignment"
+        self.diarizer_model = "webrtcvad + resemblyzer GE2E + spectral clustering"
+        self.embedding_model = "resemblyzer GE2E (numpy)"
+
+    def load(self) -> None:
+        # Imported here so a missing optional dependency shows in /health, not as a crash.
+        from cpu_asr import CpuTranscriber
+        from cpu_diarize import CpuDiarizer
+
+        self._asr = CpuTranscriber()
+        self._asr.load()
+        self.asr_model = self._asr.model_name
+        self.asr_loaded = True
+        self._diarizer = CpuDiarizer()
+        self._diarizer.load()
+        self.diarizer_model = self._diarizer.model_name
+        self.diarizer_loaded = True
+
+    def transcribe(self, audio: np.ndarray, language: str | None = None) -> Transcript:
+        assert self._asr is not None, "load() first"
+        return self._asr.transcribe(audio, language)
+
+    def diarize(self, audio: np.ndarray, max_speakers: int | None = None) -> Diarization:
+        assert self._diarizer is not None, "load() first"
+        return self._diarizer.diarize(audio, max_speakers)
+
+    def fingerprints(self, audio: np.ndarray, diarization: Diarization) -> dict[str, list[float]]:
+        assert self._diarizer is not None, "load() first"
+        return self._diarizer.fingerprints(audio, diarization)
