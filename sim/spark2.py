@@ -117,7 +117,7 @@ class SimSpark2:
                               {f"{TTS_DIR}/main.py": TTS_STANDIN.read_bytes()})
 
     def create_container(self, name: str, port: int, app_dir: str,
-                         files: dict[str, bytes]) -> None:
+                         files: dict[str, bytes], engine: str = "cpu") -> None:
         self.docker("rm", "-f", name, check=False)
         python = sys.executable
         command = [python, "-m", "uvicorn", "main:app", "--app-dir", app_dir,
@@ -125,7 +125,7 @@ class SimSpark2:
         self.docker("create", "--name", name, "--network", "host", *_python_binds(),
                     "-e", f"PATH={Path(python).parent}:/usr/local/bin:/usr/bin:/bin",
                     "-e", "PYTHONDONTWRITEBYTECODE=1", "-e", "HOME=/root",
-                    "-e", "ENGINE=none", IMAGE, *command)
+                    "-e", f"ENGINE={engine}", IMAGE, *command)
         self.docker("cp", "-", f"{name}:/", input=tar_of(files))
         self.docker("start", name)
 

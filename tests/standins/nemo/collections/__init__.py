@@ -1,0 +1,1 @@
+"""nemo.collections stand-in."""
