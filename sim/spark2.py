@@ -130,8 +130,26 @@ class SimSpark2:
         self.docker("start", name)
 
     def reset_containers(self) -> None:
-        """Fresh containers (no memory cap, default files), both healthy."""
+        """Fresh containers (no memory cap, default files), both healthy.
+
+        Waits first for docker commands that earlier clients left running (an SSH
+        client that disconnects does not stop them): a late `docker update` must not
+        land on the new containers."""
+        _wait(lambda: not self._docker_clients(), 30, "earlier docker commands to end")
         self.create_containers()
+
+    def _docker_clients(self) -> list[int]:
+        """Pids of docker CLI processes talking to this simulation's daemon."""
+        found = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                argv = cmdline.read_bytes().split(b"\0")
+            except OSError:
+                continue
+            talks_to_us = self.state.sock.encode() in b" ".join(argv)
+            if argv and argv[0].endswith(b"docker") and talks_to_us:
+                found.append(int(cmdline.parent.name))
+        return found
         self.wait_healthy()
 
     def wait_healthy(self, timeout: float = 30) -> None:

@@ -102,8 +102,10 @@ class SSHClient:
 
     async def close(self) -> None:
         async with self._lock:
-            if self._conn is not None:
-                await self._drop(self._conn)
+            conn = self._conn
+            if conn is not None:
+                await self._drop(conn)
+                await conn.wait_closed()
 
     async def _connection(self) -> asyncssh.SSHClientConnection:
         async with self._lock:

@@ -48,7 +48,8 @@ def default_weights_path() -> Path:
     """`pretrained.pt` inside the installed resemblyzer package, found without importing it."""
     spec = importlib.util.find_spec("resemblyzer")
     if spec is None or not spec.submodule_search_locations:
-        raise EngineError("load", "package 'resemblyzer' (speaker encoder weights) is not installed")
+        raise EngineError("load", "package 'resemblyzer' (speaker encoder weights) "
+                                  "is not installed")
     for folder in spec.submodule_search_locations:
         path = Path(folder) / "pretrained.pt"
         if path.is_file():
@@ -200,7 +201,8 @@ def mel_filterbank(sr: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N_ME
 
 
 _MEL_BASIS = mel_filterbank()
-_WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)  # periodic hann
+# periodic Hann window, as scipy.signal.get_window("hann", N_FFT) used by librosa
+_WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)
 
 
 def mel_spectrogram(wav: np.ndarray) -> np.ndarray:
@@ -211,8 +213,12 @@ def mel_spectrogram(wav: np.ndarray) -> np.ndarray:
     n_frames = 1 + (len(padded) - N_FFT) // HOP
     frames = np.lib.stride_tricks.as_strided(
         padded, shape=(n_frames, N_FFT), strides=(padded.strides[0] * HOP, padded.strides[0]))
-    power = np.abs(np.fft.rfft(frames * _WINDOW, axis=1)).astype(np.float32) ** 2
-    return power @ _MEL_BASIS.T
+    out = np.empty((n_frames, N_MELS), np.float32)
+    for start in range(0, n_frames, 8192):  # blocks: the complex FFT of an hour is GBs
+        spec = np.fft.rfft(frames[start:start + 8192] * _WINDOW, axis=1)
+        power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
+        out[start:start + 8192] = power @ _MEL_BASIS.T
+    return out
 
 
 def normalize_volume(wav: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
@@ -226,7 +232,8 @@ def normalize_volume(wav: np.ndarray, reference: np.ndarray | None = None) -> np
     return wav if change_db < 0 else (wav * 10 ** (change_db / 20)).astype(np.float32)
 
 
-def partial_slices(n_samples: int, rate: float = 1.3, min_coverage: float = 0.75) -> list[tuple[int, int]]:
+def partial_slices(n_samples: int, rate: float = 1.3,
+                   min_coverage: float = 0.75) -> list[tuple[int, int]]:
     """resemblyzer's compute_partial_slices: 160-frame mel windows, `rate` per second,
     the last one kept if at least `min_coverage` of it is real audio. Frame ranges."""
     n_frames = int(np.ceil((n_samples + 1) / HOP))
@@ -273,15 +280,15 @@ class SpeakerEncoder:
 
     name = "resemblyzer-ge2e"
 
+    _shared: SpeakerEncoder | None = None  # the bundled weights, loaded once
+    _lock = threading.Lock()
+
     def __init__(self, weights: dict[str, np.ndarray]) -> None:
         self.layers = [(weights[f"lstm.weight_ih_l{k}"], weights[f"lstm.weight_hh_l{k}"],
                         weights[f"lstm.bias_ih_l{k}"] + weights[f"lstm.bias_hh_l{k}"])
                        for k in range(N_LAYERS)]
         self.linear_w = np.ascontiguousarray(weights["linear.weight"].T)
         self.linear_b = weights["linear.bias"]
-
-    _shared: SpeakerEncoder | None = None
-    _lock = threading.Lock()
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> SpeakerEncoder:
@@ -316,6 +323,7 @@ class SpeakerEncoder:
         """Embed frame ranges of one mel spectrogram. Windows are sorted by length and
         batched so that padding waste stays small."""
         out = np.zeros((len(windows), HIDDEN), np.float32)
+        windows = [(min(max(0, s), len(mel) - 1), e) for s, e in windows]  # past the end
         lengths = np.array([max(1, min(e, len(mel)) - s) for s, e in windows])
         order = np.argsort(lengths, kind="stable")
         for chunk in np.array_split(order, max(1, int(np.ceil(len(order) / batch_size)))):
