@@ -63,6 +63,7 @@ class SimSpark2:
             sim.start_sshd()
             sim.build_image()
             sim.create_containers()
+            sim.wait_healthy()
         except BaseException:
             sim.down()
             raise
@@ -119,6 +120,8 @@ class SimSpark2:
     def create_container(self, name: str, port: int, app_dir: str,
                          files: dict[str, bytes], engine: str = "cpu") -> None:
         self.docker("rm", "-f", name, check=False)
+        # A removed container's server must be gone before the new one's health counts.
+        _wait(lambda: not _port_open(port), 15, f"port {port} of the old {name} to close")
         python = sys.executable
         command = [python, "-m", "uvicorn", "main:app", "--app-dir", app_dir,
                    "--host", "127.0.0.1", "--port", str(port)]
@@ -137,6 +140,7 @@ class SimSpark2:
         land on the new containers."""
         _wait(lambda: not self._docker_clients(), 30, "earlier docker commands to end")
         self.create_containers()
+        self.wait_healthy()
 
     def _docker_clients(self) -> list[int]:
         """Pids of docker CLI processes talking to this simulation's daemon."""
@@ -150,11 +154,11 @@ class SimSpark2:
             if argv and argv[0].endswith(b"docker") and talks_to_us:
                 found.append(int(cmdline.parent.name))
         return found
-        self.wait_healthy()
 
-    def wait_healthy(self, timeout: float = 30) -> None:
+    def wait_healthy(self, timeout: float = 60) -> None:
+        """Both servers answer /health with status ok (the speech models loaded)."""
         for port in (self.state.parakeet_port, self.state.magpie_port):
-            _wait(lambda p=port: _http_ok(f"http://127.0.0.1:{p}/health"), timeout,
+            _wait(lambda p=port: _health_ok(f"http://127.0.0.1:{p}/health"), timeout,
                   f"health on port {port}")
 
     # -- OpenSSH server ----------------------------------------------------------
@@ -241,7 +245,11 @@ class SimSpark2:
 
 
 def _patch_files() -> list[Path]:
-    return sorted(p for p in PATCHES.iterdir() if p.is_file() and p.suffix == ".py")
+    """The overlay as its manifest lists it (what spark-control deploys and checks)."""
+    import tomllib
+
+    table = tomllib.loads((PATCHES / "manifest.toml").read_text())["files"]
+    return [PATCHES / name for name in table]
 
 
 def _python_binds() -> list[str]:
@@ -284,13 +292,13 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _http_ok(url: str) -> bool:
+def _health_ok(url: str) -> bool:
     import urllib.request
 
     try:
         with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
-    except OSError:
+            return json.load(response).get("status") == "ok"
+    except (OSError, ValueError):
         return False
 
 
@@ -333,7 +341,6 @@ def main(argv: list[str]) -> int:
     command = argv[0] if argv else "help"
     if command == "up":
         sim = SimSpark2.up()
-        sim.wait_healthy()
         CURRENT.write_text(str(sim.root))  # lets a plain `down` find it
         for key, value in sim.env().items():
             print(f"export {key}={shlex.quote(value)}")

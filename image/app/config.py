@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     parakeet_url: str | None = None
     parakeet_app_dir: str = Field("/opt/parakeet/app", pattern=r"^/")
     parakeet_memory_limit: str = "40g"
+    parakeet_python: str = "python3"
+    overlay_dir: Path | None = None
+    reapply_health_timeout_s: float = Field(120.0, gt=0)
+    speech_models_cache_s: float = Field(3.0, ge=0)
     magpie_container: str = Field("magpie-tts", pattern=CONTAINER_NAME.pattern)
     magpie_url: str | None = None
     services: list[ServiceSpec] | None = None
@@ -123,6 +127,11 @@ class Settings(BaseSettings):
     def remote(self) -> bool:
         """True when a Spark is configured; False means local mode."""
         return bool(self.spark2_host)
+
+    @property
+    def overlay_source(self) -> Path:
+        """Where the overlay files and their manifest are (image/parakeet_patches)."""
+        return self.overlay_dir or Path(__file__).resolve().parent.parent / "parakeet_patches"
 
     @property
     def docker_argv(self) -> list[str]:

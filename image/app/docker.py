@@ -106,6 +106,11 @@ class Docker:
     async def restart(self, name: str, grace_s: int = 10) -> None:
         await self._checked(["restart", "-t", str(grace_s), name], name, timeout=grace_s + 60)
 
+    async def logs(self, name: str, tail: int = 20) -> str:
+        """The container's last output lines (stdout and stderr together)."""
+        result = await self._checked(["logs", "--tail", str(tail), name], name)
+        return (result.stdout.decode("utf-8", "replace") + result.stderr).strip()
+
     async def update_memory(self, name: str, limit_bytes: int) -> None:
         """Cap memory and forbid swap (swap limit equal to the memory limit)."""
         await self._checked(["update", "--memory", str(limit_bytes),
@@ -123,6 +128,14 @@ class Docker:
                       mode: int = 0o644) -> None:
         """Write files under dest_dir inside the container, as a tar stream on stdin."""
         await self._checked(["cp", "-", f"{name}:{dest_dir}"], name, input=tar_of(files, mode))
+
+    async def copy_out(self, name: str, path: str) -> dict[str, bytes]:
+        """Regular files under `path` in the container (works when it is stopped),
+        keyed by their path relative to `path`'s parent."""
+        result = await self._checked(["cp", f"{name}:{path}", "-"], name)
+        with tarfile.open(fileobj=io.BytesIO(result.stdout)) as tar:
+            return {m.name: tar.extractfile(m).read()  # type: ignore[union-attr]
+                    for m in tar.getmembers() if m.isfile()}
 
     async def _checked(self, args: list[str], name: str, *, input: bytes | None = None,
                        timeout: float | None = None) -> CommandResult:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -117,6 +119,12 @@ class Registry:
     async def act(self, name: str, action: Action, *, by: str = "user",
                   reason: str = "requested from the API") -> RestartRecord:
         """Run one action; raises Busy when another is running on this service."""
+        async with self.claim(name, action, by) as rt:
+            return await self.perform(rt, action, by, reason)
+
+    @asynccontextmanager
+    async def claim(self, name: str, action: Action, by: str) -> AsyncIterator[ServiceRuntime]:
+        """Hold the service for one action or job; a second claim raises Busy."""
         rt = self.get(name)
         if self.docker is None:
             raise NotConfigured("no Spark is configured (SPARK2_HOST is empty)")
@@ -125,18 +133,24 @@ class Registry:
             raise Busy(f"{rt.action.action} of {name} is already running "
                        f"(started {since:.0f} s ago by {rt.action.by}); try again when it ends")
         rt.action = ActionView(action=action, by=by, started_at=time.time())  # type: ignore[arg-type]
-        record = RestartRecord(at=time.time(), action=action, by=by, reason=reason)  # type: ignore[arg-type]
-        rt.history.append(record)
         try:
-            await self._do(rt, action)
-            record.outcome = "ok"
-        except RemoteError as exc:
-            record.outcome = f"failed: {exc.message}"
-            raise
+            yield rt
         finally:
             rt.action = None
             await self.docker_poller.refresh()
             await self.health_pollers[name].refresh()
+
+    async def perform(self, rt: ServiceRuntime, action: Action, by: str,
+                      reason: str) -> RestartRecord:
+        """Do an action on a claimed service and record it in its history."""
+        record = RestartRecord(at=time.time(), action=action, by=by, reason=reason)  # type: ignore[arg-type]
+        rt.history.append(record)
+        try:
+            await self._do(rt, action)
+        except RemoteError as exc:
+            record.outcome = f"failed: {exc.message}"
+            raise
+        record.outcome = "ok"
         return record
 
     async def _do(self, rt: ServiceRuntime, action: Action) -> None:

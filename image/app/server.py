@@ -16,7 +16,8 @@ from .config import Settings, load_settings
 from .docker import Docker
 from .errors import install_error_handlers
 from .registry import Registry
-from .routes import probes, services
+from .routes import probes, services, speech_models as speech_models_routes
+from .speech_models import SpeechModels
 from .ssh import SSHClient, SSHTarget
 from .watchdog import Watchdog
 
@@ -42,12 +43,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with httpx.AsyncClient() as http:
             registry = Registry(settings, Docker(ssh, settings.docker_argv) if ssh else None, http)
             watchdog = Watchdog(registry)
+            speech_models = SpeechModels(settings, registry)
             app.state.registry, app.state.watchdog = registry, watchdog
+            app.state.speech_models = speech_models
             registry.start()
             watchdog.start()
             try:
                 yield
             finally:
+                await speech_models.stop()
                 await watchdog.stop()
                 await registry.stop()
                 if ssh is not None:
@@ -59,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(probes.router)
     app.include_router(services.router)
+    app.include_router(speech_models_routes.router)
     if (STATIC_DIR / "index.html").is_file():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static")
     return app

@@ -40,17 +40,20 @@ class MemoryView(BaseModel):
     cap_error: str | None = None
 
 
+By = Literal["user", "watchdog", "speech-models"]
+
+
 class RestartRecord(BaseModel):
     at: float
     action: Action
-    by: Literal["user", "watchdog"]
+    by: By
     reason: str
     outcome: str = "running"
 
 
 class ActionView(BaseModel):
     action: Action
-    by: Literal["user", "watchdog"]
+    by: By
     started_at: float
 
 
