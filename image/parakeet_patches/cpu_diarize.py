@@ -29,8 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 import webrtcvad
 
-from engine_base import SAMPLE_RATE, Diarization, EngineError, Turn, relabel_by_first_appearance
+from engine_base import (SAMPLE_RATE, Diarization, EngineError, Turn, as_stage,
+                         relabel_by_first_appearance)
 from speaker_encoder import SpeakerEncoder
+
 
 VAD_MODE = 2  # webrtcvad aggressiveness 0..3
 FRAME = 480  # 30 ms VAD frames
@@ -369,12 +371,7 @@ class CpuDiarizer:
 
     def diarize(self, audio: np.ndarray, max_speakers: int | None = None) -> Diarization:
         """Speaker turns labelled Speaker_0.. by first appearance; no speech -> no turns."""
-        try:
-            return self._diarize(_as_mono(audio), max_speakers)
-        except EngineError:
-            raise
-        except Exception as exc:
-            raise EngineError("diarize", f"{type(exc).__name__}: {exc}") from exc
+        return as_stage("diarize", lambda: self._diarize(_as_mono(audio), max_speakers))
 
     def _diarize(self, audio: np.ndarray, max_speakers: int | None) -> Diarization:
         encoder = self._ready()
@@ -408,12 +405,7 @@ class CpuDiarizer:
     def fingerprints(self, audio: np.ndarray, diarization: Diarization) -> dict[str, list[float]]:
         """One L2-normalised 256-d voice embedding per speaker: the mean of the window
         embeddings over that speaker's turns."""
-        try:
-            return self._fingerprints(_as_mono(audio), diarization)
-        except EngineError:
-            raise
-        except Exception as exc:
-            raise EngineError("fingerprint", f"{type(exc).__name__}: {exc}") from exc
+        return as_stage("fingerprint", lambda: self._fingerprints(_as_mono(audio), diarization))
 
     def _fingerprints(self, audio: np.ndarray, diarization: Diarization) -> dict[str, list[float]]:
         encoder = self._ready()
@@ -432,3 +424,4 @@ class CpuDiarizer:
                 mean = rows.mean(axis=0)
                 result[speaker] = (mean / max(float(np.linalg.norm(mean)), 1e-12)).tolist()
         return result
+

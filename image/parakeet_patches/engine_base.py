@@ -7,12 +7,14 @@ from the start of that array.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
 SAMPLE_RATE = 16000
+T = TypeVar("T")
 
 
 @dataclass
@@ -63,6 +65,16 @@ class EngineError(Exception):
         super().__init__(f"{stage} failed: {message}")
         self.stage = stage
         self.message = message
+
+
+def as_stage(stage: str, work: Callable[[], T]) -> T:
+    """Run work; any failure that is not already an EngineError becomes one for `stage`."""
+    try:
+        return work()
+    except EngineError:
+        raise
+    except Exception as exc:
+        raise EngineError(stage, f"{type(exc).__name__}: {exc}") from exc
 
 
 class Engine(Protocol):

@@ -48,6 +48,7 @@ from engine_base import (
     Diarization,
     EngineError,
     TextSegment,
+    as_stage,
     Transcript,
     Turn,
     Word,
@@ -502,12 +503,7 @@ class NemoEngine:
     def _gpu(self, stage: str, call: Callable[[], T]) -> T:
         """Run one model call under the lock; any failure becomes EngineError(stage)."""
         with self._lock:
-            try:
-                return call()
-            except EngineError:
-                raise
-            except Exception as exc:
-                raise EngineError(stage, f"{type(exc).__name__}: {exc}") from exc
+            return as_stage(stage, call)
 
     def _set_attention(self, seconds: float) -> None:
         """Policy: local attention above LONG_AUDIO_S (full attention's memory grows with

@@ -7,7 +7,6 @@ inside the sentence they belong to.
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import threading
@@ -22,6 +21,7 @@ pytest.importorskip("moonshine_voice")
 
 from cpu_asr import CpuTranscriber, Lexicon, place_words, plan_chunks, tidy  # noqa: E402
 from engine_base import SAMPLE_RATE, EngineError, Transcript, Word  # noqa: E402
+from testaudio.evaluate import wer as word_error_rate  # noqa: E402
 
 SENTENCES = [
     "The children played in the park until the sun went down.",
@@ -84,22 +84,8 @@ def result(asr: CpuTranscriber, speech: Speech) -> Transcript:
     return asr.transcribe(speech.audio)
 
 
-def _normalise(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9' ]", " ", text.lower().replace("-", "")).split()
-
-
-def _wer(ref: list[str], hyp: list[str]) -> float:
-    """Word error rate: word-level edit distance over the reference length."""
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1] / len(ref)
-
-
 def test_recognises_the_words(result: Transcript) -> None:
-    wer = _wer(_normalise(" ".join(SENTENCES)), _normalise(result.text))
+    wer = word_error_rate(" ".join(SENTENCES), result.text)
     assert wer <= 0.3, f"WER {wer:.2f}: {result.text!r}"
     assert any(w.word.endswith(".") for w in result.words), "punctuation stays on words"
 

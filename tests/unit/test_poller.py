@@ -8,17 +8,26 @@ from app.errors import HostUnreachable
 from app.poller import Poller
 
 
-def test_readers_share_one_fetch_and_changes_are_logged_once(caplog):
-    calls = []
-    answers = iter(["up", "up", "up", HostUnreachable("gone"), HostUnreachable("gone"), "up"])
+def scripted(answers, calls=None):
+    """A fetch that returns (or raises) the next scripted answer."""
+    answers = iter(answers)
 
     async def fetch() -> str:
-        calls.append(1)
+        if calls is not None:
+            calls.append(1)
         await asyncio.sleep(0.01)
         answer = next(answers)
         if isinstance(answer, Exception):
             raise answer
         return answer
+
+    return fetch
+
+
+def test_readers_share_one_fetch_and_changes_are_logged_once(caplog):
+    calls: list[int] = []
+    fetch = scripted(["up", "up", "up", HostUnreachable("gone"), HostUnreachable("gone"), "up"],
+                     calls)
 
     async def scenario() -> Poller[str]:
         poller = Poller("box", fetch, interval=60)
@@ -36,13 +45,7 @@ def test_readers_share_one_fetch_and_changes_are_logged_once(caplog):
 
 
 def test_error_keeps_last_data_and_sets_error():
-    answers = iter(["up", HostUnreachable("gone")])
-
-    async def fetch() -> str:
-        answer = next(answers)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
+    fetch = scripted(["up", HostUnreachable("gone")])
 
     async def scenario() -> Poller[str]:
         poller = Poller("box", fetch, interval=60)
