@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     magpie_url: str | None = None
     services: list[ServiceSpec] | None = None
 
+    max_upload_mb: int = Field(2048, ge=1)
+    chunk_threshold_s: float = Field(600.0, gt=0)
+    chunk_s: float = Field(600.0, gt=30)
+    chunk_overlap_s: float = Field(25.0, ge=5)
+    gpu_in_flight: int = Field(2, ge=1)
+    speech_timeout_s: float = Field(900.0, gt=0)
     data_dir: Path = Path("data")
     bind_host: str = "0.0.0.0"
     bind_port: int = Field(9999, ge=1, le=65535)

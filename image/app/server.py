@@ -16,7 +16,8 @@ from .config import Settings, load_settings
 from .docker import Docker
 from .errors import install_error_handlers
 from .registry import Registry
-from .routes import probes, services, speech_models as speech_models_routes
+from .routes import audio, probes, services, speech_models as speech_models_routes
+from .speech_client import SpeechClient
 from .speech_models import SpeechModels
 from .ssh import SSHClient, SSHTarget
 from .watchdog import Watchdog
@@ -44,6 +45,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             registry = Registry(settings, Docker(ssh, settings.docker_argv) if ssh else None, http)
             watchdog = Watchdog(registry)
             speech_models = SpeechModels(settings, registry)
+            app.state.speech = (SpeechClient(http, settings.parakeet_url.rstrip("/"),
+                                             settings.speech_timeout_s, settings.gpu_in_flight)
+                                if settings.parakeet_url else None)
             app.state.registry, app.state.watchdog = registry, watchdog
             app.state.speech_models = speech_models
             registry.start()
@@ -64,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(probes.router)
     app.include_router(services.router)
     app.include_router(speech_models_routes.router)
+    app.include_router(audio.router)
     if (STATIC_DIR / "index.html").is_file():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static")
     return app

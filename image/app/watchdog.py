@@ -50,6 +50,12 @@ class Watchdog:
             return result, None
         return result, await self.auto_restart(rt, f"deep check failed: {result.detail}")
 
+    def kick(self, name: str) -> None:
+        """Deep-check a service soon, without waiting (e.g. after it answered 500)."""
+        if name in self.registry.runtime and name not in self._pending:
+            rt = self.registry.get(name)
+            self._spawn(rt, self.check(name))
+
     async def auto_restart(self, rt: ServiceRuntime, reason: str) -> RestartRecord | None:
         name = rt.spec.name
         if not rt.budget.take():

@@ -1,0 +1,105 @@
+"""transcribe-with-speakers: transcription and diarization in parallel, chunked for
+long recordings, stitched to one speaker identity, merged into speaker blocks.
+
+The response shape is a contract with recap-relay: {duration, language,
+speakers_detected, segments: [{start_ms, end_ms, speaker, text}], models}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from .errors import RemoteError
+from .media import to_wav
+from .merge import SpeakerTurn, TimedWord, merge
+from .speech_client import SpeechClient
+from .stitching import ChunkResult, plan_chunks, stitch
+
+
+class SpeakerSegment(BaseModel):
+    start_ms: int
+    end_ms: int
+    speaker: str
+    text: str
+
+
+class ModelNames(BaseModel):
+    transcription: str
+    diarization: str
+
+
+class SpeakersResult(BaseModel):
+    duration: float
+    language: str
+    speakers_detected: int
+    segments: list[SpeakerSegment]
+    models: ModelNames
+    chunks: int = 1
+
+
+async def transcribe_with_speakers(client: SpeechClient, source: Path, work: Path,
+                                   duration: float, *, threshold_s: float = 600.0,
+                                   chunk_s: float = 600.0,
+                                   overlap_s: float = 25.0) -> SpeakersResult:
+    if duration <= threshold_s:
+        words, turns, language = await _whole(client, source, work)
+        chunks = 1
+    else:
+        spans = plan_chunks(duration, max_s=chunk_s, overlap_s=overlap_s)
+        results = await asyncio.gather(*(_chunk(client, source, work, i, spans)
+                                         for i in range(len(spans))))
+        stitched = stitch([r for r, _ in results])
+        words, turns, language = stitched.words, stitched.turns, results[0][1]
+        chunks = len(spans)
+    return _result(client, duration, language, words, turns, chunks)
+
+
+async def _whole(client: SpeechClient, source: Path,
+                 work: Path) -> tuple[list[TimedWord], list[SpeakerTurn], str]:
+    wav = work / "audio.wav"
+    await to_wav(source, wav)
+    (words, language), (turns, _) = await asyncio.gather(client.transcribe(wav),
+                                                         client.diarize(wav))
+    return words, turns, language
+
+
+async def _chunk(client: SpeechClient, source: Path, work: Path, index: int,
+                 spans: list[tuple[float, float]]) -> tuple[ChunkResult, str]:
+    """One chunk, retried once; a second failure names the chunk."""
+    start, end = spans[index]
+    wav = work / f"chunk-{index:04d}.wav"
+    async with client.gate_chunks:  # cut chunks only as fast as they are consumed
+        try:
+            await to_wav(source, wav, start, end - start)
+            for attempt in (1, 2):
+                try:
+                    return await _chunk_once(client, wav, start, end)
+                except RemoteError as exc:
+                    if attempt == 2:
+                        exc.message = (f"chunk {index + 1} of {len(spans)} ({start:.0f}-"
+                                       f"{end:.0f} s) failed twice: {exc.message}")
+                        raise
+        finally:
+            wav.unlink(missing_ok=True)
+    raise AssertionError("unreachable")
+
+
+async def _chunk_once(client: SpeechClient, wav: Path, start: float,
+                      end: float) -> tuple[ChunkResult, str]:
+    (words, language), (turns, prints) = await asyncio.gather(
+        client.transcribe(wav), client.diarize(wav, chunk=True))
+    return ChunkResult(start, end, turns, words, prints), language
+
+
+def _result(client: SpeechClient, duration: float, language: str, words: list[TimedWord],
+            turns: list[SpeakerTurn], chunks: int) -> SpeakersResult:
+    segments = [SpeakerSegment(start_ms=round(b.start * 1000), end_ms=round(b.end * 1000),
+                               speaker=b.speaker, text=b.text) for b in merge(words, turns)]
+    models = ModelNames(transcription=client.models.get("asr", "unknown"),
+                        diarization=client.models.get("diarizer", "unknown"))
+    return SpeakersResult(duration=round(duration, 3), language=language,
+                          speakers_detected=len({t.speaker for t in turns}),
+                          segments=segments, models=models, chunks=chunks)

@@ -1,0 +1,51 @@
+"""`/api/audio`: the speech pipeline for recap-relay and the dashboard."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, HTTPException, Request, UploadFile
+
+from ..errors import NotConfigured, UpstreamHTTPError
+from ..media import probe_duration, spool_upload, workdir
+from ..pipeline import SpeakersResult, transcribe_with_speakers
+
+router = APIRouter(prefix="/api/audio", tags=["audio"])
+
+
+@router.post("/transcribe-with-speakers", response_model=SpeakersResult,
+             responses={413: {"description": "upload over MAX_UPLOAD_MB"},
+                        415: {"description": "not audio"},
+                        503: {"description": "speech server failing or unreachable"},
+                        504: {"description": "speech server timed out"}})
+async def transcribe_speakers(request: Request,
+                              file: Annotated[UploadFile, File(description="the audio")]
+                              ) -> SpeakersResult:
+    """Speaker-labelled transcript blocks; recordings over CHUNK_THRESHOLD_S are cut in
+    overlapping chunks and stitched to one speaker identity."""
+    settings = request.app.state.settings
+    client = request.app.state.speech
+    if client is None:
+        raise NotConfigured("no speech server is configured (PARAKEET_URL or SPARK2_HOST)")
+    async with workdir(settings.data_dir) as work:
+        source = work / "upload"
+        await spool_upload(file, source, settings.max_upload_mb * 1024 * 1024)
+        duration = await probe_duration(source)
+        try:
+            return await transcribe_with_speakers(
+                client, source, work, duration, threshold_s=settings.chunk_threshold_s,
+                chunk_s=settings.chunk_s, overlap_s=settings.chunk_overlap_s)
+        except UpstreamHTTPError as exc:
+            if exc.status < 500:
+                raise
+            _kick_deep_check(request)
+            raise HTTPException(503, f"the speech server failed ({exc.message}); a deep "
+                                     "check was started; retry in a minute",
+                                headers={"Retry-After": "60"}) from None
+
+
+def _kick_deep_check(request: Request) -> None:
+    registry = request.app.state.registry
+    for name, rt in registry.runtime.items():
+        if rt.spec.kind == "asr":
+            request.app.state.watchdog.kick(name)

@@ -1,0 +1,62 @@
+"""HTTP client of the speech server (parakeet-asr), with faults as RemoteErrors.
+
+5xx -> UpstreamHTTPError (the caller kicks the deep check and answers 503), timeout
+-> RemoteTimeout (504), refused or reset -> UpstreamUnavailable (503). A GPU
+in-flight cap shared by every request keeps the Spark from being flooded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .errors import RemoteTimeout, UpstreamHTTPError, UpstreamUnavailable
+from .merge import SpeakerTurn, TimedWord
+
+
+class SpeechClient:
+    def __init__(self, http: httpx.AsyncClient, url: str, timeout: float,
+                 in_flight: int = 2) -> None:
+        self.http = http
+        self.url = url
+        self.timeout = timeout
+        self.gate = asyncio.Semaphore(in_flight)  # requests on the GPU, for all callers
+        self.gate_chunks = asyncio.Semaphore(in_flight)  # chunks cut and in progress
+        self.models: dict[str, str] = {}
+
+    async def transcribe(self, wav: Path) -> tuple[list[TimedWord], str]:
+        body = await self._post("/v1/audio/transcriptions", wav, {
+            "response_format": "verbose_json", "timestamp_granularities[]": "word"})
+        words = [TimedWord(w["word"], float(w["start"]), float(w["end"]))
+                 for w in body.get("words", [])]
+        return words, body.get("language", "en")
+
+    async def diarize(self, wav: Path, chunk: bool = False
+                      ) -> tuple[list[SpeakerTurn], dict[str, list[float]]]:
+        body = await self._post("/v1/audio/diarize-chunk" if chunk else "/v1/audio/diarize",
+                                wav, {})
+        self.models.update(body.get("models", {}))
+        turns = [SpeakerTurn(float(s["start_s"]), float(s["end_s"]), s["speaker"])
+                 for s in body.get("segments", [])]
+        return turns, body.get("fingerprints", {})
+
+    async def _post(self, path: str, wav: Path, form: dict[str, str]) -> dict[str, Any]:
+        url = f"{self.url}{path}"
+        async with self.gate:
+            try:
+                with wav.open("rb") as f:
+                    response = await self.http.post(
+                        url, files={"file": (wav.name, f, "audio/wav")}, data=form,
+                        timeout=self.timeout)
+            except httpx.TimeoutException:
+                raise RemoteTimeout(f"the speech server did not answer {path} within "
+                                    f"{self.timeout:g} s") from None
+            except httpx.TransportError as exc:
+                raise UpstreamUnavailable(f"cannot reach the speech server at {self.url}: "
+                                          f"{exc or type(exc).__name__}") from None
+        if response.status_code >= 400:
+            raise UpstreamHTTPError(url, response.status_code, response.text)
+        return response.json()

@@ -1,0 +1,69 @@
+"""transcribe-with-speakers end to end: spark-control in front of the real speech
+server (CPU engine) on generated conversations with ground truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.server import create_app
+from app.stitching import plan_chunks
+from testaudio.evaluate import word_speaker_accuracy
+from testaudio.generate import make_conversation
+
+
+def control(server, tmp_path: Path, **extra) -> TestClient:
+    settings = Settings(_env_file=None, parakeet_url=server.url, data_dir=tmp_path / "data",
+                        **extra)
+    return TestClient(create_app(settings))
+
+
+def hyp_words(body: dict) -> list[tuple[str, float, float, str]]:
+    """Block text as (word, start, end, speaker); times spread over the block."""
+    words = []
+    for seg in body["segments"]:
+        tokens = seg["text"].split()
+        step = (seg["end_ms"] - seg["start_ms"]) / 1000 / max(1, len(tokens))
+        for i, token in enumerate(tokens):
+            start = seg["start_ms"] / 1000 + i * step
+            words.append((token, start, start + step, seg["speaker"]))
+    return words
+
+
+def post(client: TestClient, wav: Path):
+    with wav.open("rb") as f:
+        return client.post("/api/audio/transcribe-with-speakers",
+                           files={"file": (wav.name, f, "audio/wav")})
+
+
+def test_three_speakers_contract_and_accuracy(cpu_server, conversation, tmp_path):
+    with control(cpu_server, tmp_path) as client:
+        response = post(client, conversation.wav)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) >= {"duration", "language", "speakers_detected", "segments", "models"}
+    assert body["speakers_detected"] == 3
+    assert body["models"]["transcription"].startswith("moonshine")
+    first = body["segments"][0]
+    assert set(first) == {"start_ms", "end_ms", "speaker", "text"}
+    assert all(" ," not in s["text"] and " ." not in s["text"] for s in body["segments"])
+    accuracy = word_speaker_accuracy(conversation.lines, hyp_words(body))
+    assert accuracy >= 0.90, accuracy
+    assert not any((tmp_path / "data" / "spool").iterdir())  # nothing left behind
+
+
+def test_chunked_four_speakers_keep_one_identity(cpu_server, tmp_path):
+    conv = make_conversation(tmp_path / "conv4", speakers=4, seconds=150, seed=5)
+    # chunks of 60 s with 15 s overlaps: the same code path as 10-minute chunks
+    with control(cpu_server, tmp_path, chunk_threshold_s=60, chunk_s=60,
+                 chunk_overlap_s=15) as client:
+        response = post(client, conv.wav)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["chunks"] == len(plan_chunks(conv.duration, max_s=60, overlap_s=15)) >= 3
+    assert body["speakers_detected"] == 4
+    accuracy = word_speaker_accuracy(conv.lines, hyp_words(body))
+    assert accuracy >= 0.85, accuracy

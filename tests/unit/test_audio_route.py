@@ -1,0 +1,85 @@
+"""transcribe-with-speakers: bad input and speech-server faults (respx fault injection;
+the real speech server is exercised in tests/speech/test_pipeline.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+import respx
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.server import create_app
+from speech_audio import wav_bytes
+
+URL = "http://asr.test:8000"
+DIAR = {"duration": 2.0, "speakers_detected": 1, "models": {"asr": "a", "diarizer": "d"},
+        "segments": [{"start_s": 0.0, "end_s": 2.0, "speaker": "Speaker_0", "confidence": 1}]}
+WORDS = {"language": "english", "words": [{"word": "Hi", "start": 0.1, "end": 0.3},
+                                          {"word": "there.", "start": 0.4, "end": 0.8}]}
+
+
+@pytest.fixture
+def client(tmp_path):
+    settings = Settings(_env_file=None, parakeet_url=URL, data_dir=tmp_path, max_upload_mb=1)
+    with TestClient(create_app(settings)) as c:
+        yield c
+    spool = tmp_path / "spool"
+    assert not spool.exists() or not any(spool.iterdir())  # every path cleans up
+
+
+def post(client, data: bytes, field: str = "file"):
+    return client.post("/api/audio/transcribe-with-speakers",
+                       files={field: ("a.wav", data, "audio/wav")})
+
+
+@respx.mock
+def test_happy_path_merges_words_and_turns(client):
+    respx.post(f"{URL}/v1/audio/transcriptions").respond(json=WORDS)
+    respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
+    body = post(client, wav_bytes(2.0, tone=200)).json()
+    assert body["segments"] == [{"start_ms": 100, "end_ms": 800, "speaker": "Speaker_0",
+                                 "text": "Hi there."}]
+    assert body["models"] == {"transcription": "a", "diarization": "d"}
+
+
+@pytest.mark.parametrize(("data", "field", "status", "words"), [
+    (b"", "file", 422, "empty"),
+    (b"this is text, not audio\n" * 50, "file", 415, "not a readable audio"),
+    (wav_bytes(0.0), "file", 422, "0 s long"),
+    (wav_bytes(40.0), "file", 413, "MAX_UPLOAD_MB"),
+    (wav_bytes(1.0), "audio", 422, "file"),
+], ids=["empty", "text", "zero-duration", "too-big", "no-file-field"])
+def test_bad_input(client, data, field, status, words):
+    response = post(client, data, field)
+    assert response.status_code == status, response.text
+    assert words in str(response.json()["detail"])
+
+
+@respx.mock
+@pytest.mark.parametrize(("fault", "status", "words"), [
+    (httpx.Response(500, text="CUDA error"), 503, "deep check was started"),
+    (httpx.ReadTimeout("slow"), 504, "did not answer"),
+    (httpx.ConnectError("refused"), 503, "cannot reach the speech server"),
+], ids=["500", "timeout", "refused"])
+def test_speech_server_faults(client, fault, status, words):
+    route = respx.post(f"{URL}/v1/audio/transcriptions")
+    if isinstance(fault, Exception):
+        route.side_effect = fault
+    else:
+        route.return_value = fault
+    respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
+    response = post(client, wav_bytes(2.0, tone=200))
+    assert response.status_code == status, response.text
+    assert words in response.json()["detail"]
+    if status == 503 and "deep" in words:
+        assert response.headers["retry-after"] == "60"
+
+
+def test_no_speech_server_configured_is_503(tmp_path):
+    with TestClient(create_app(Settings(_env_file=None, data_dir=tmp_path))) as c:
+        response = post(c, wav_bytes(1.0))
+    assert response.status_code == 503
+    assert "PARAKEET_URL" in response.json()["detail"]
