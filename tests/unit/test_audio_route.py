@@ -83,3 +83,25 @@ def test_no_speech_server_configured_is_503(tmp_path):
         response = post(c, wav_bytes(1.0))
     assert response.status_code == 503
     assert "PARAKEET_URL" in response.json()["detail"]
+
+
+@respx.mock
+@pytest.mark.parametrize(("fmt", "expected"), [
+    ("srt", "1\n00:00:00,100 --> 00:00:00,800\nSpeaker_0: Hi there.\n"),
+    ("vtt", "WEBVTT\n\n00:00:00.100 --> 00:00:00.800\n<v Speaker_0>Hi there.\n"),
+    ("rttm", "SPEAKER recording 1 0.100 0.700 <NA> <NA> Speaker_0 <NA> <NA>\n"),
+    ("txt", "[00:00:00] Speaker_0: Hi there.\n"),
+])
+def test_formats_name_the_speakers(client, fmt, expected):
+    respx.post(f"{URL}/v1/audio/transcriptions").respond(json=WORDS)
+    respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
+    response = client.post(f"/api/audio/transcribe-with-speakers?format={fmt}",
+                           files={"file": ("a.wav", wav_bytes(2.0, tone=200), "audio/wav")})
+    assert response.status_code == 200, response.text
+    assert response.text.startswith(expected)
+
+
+def test_unknown_format_is_422(client):
+    response = client.post("/api/audio/transcribe-with-speakers?format=docx",
+                           files={"file": ("a.wav", wav_bytes(1.0), "audio/wav")})
+    assert response.status_code == 422

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, HTTPException, Request, UploadFile
+from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
+from fastapi.responses import PlainTextResponse, Response
 
 from ..errors import NotConfigured, UpstreamHTTPError
+from ..exports import MEDIA_TYPES, render
 from ..media import probe_duration, spool_upload, workdir
 from ..pipeline import SpeakersResult, transcribe_with_speakers
 
@@ -18,11 +20,20 @@ router = APIRouter(prefix="/api/audio", tags=["audio"])
                         415: {"description": "not audio"},
                         503: {"description": "speech server failing or unreachable"},
                         504: {"description": "speech server timed out"}})
-async def transcribe_speakers(request: Request,
-                              file: Annotated[UploadFile, File(description="the audio")]
-                              ) -> SpeakersResult:
+async def transcribe_speakers(
+    request: Request, file: Annotated[UploadFile, File(description="the audio")],
+    format: Annotated[Literal["json", "srt", "vtt", "rttm", "txt"], Query()] = "json",
+) -> SpeakersResult | Response:
     """Speaker-labelled transcript blocks; recordings over CHUNK_THRESHOLD_S are cut in
-    overlapping chunks and stitched to one speaker identity."""
+    overlapping chunks and stitched to one speaker identity. `format` picks JSON (the
+    contract), SRT or WebVTT subtitles with speaker names, RTTM or plain text."""
+    result = await _transcribe(request, file)
+    if format == "json":
+        return result
+    return PlainTextResponse(render(result, format), media_type=MEDIA_TYPES[format])
+
+
+async def _transcribe(request: Request, file: UploadFile) -> SpeakersResult:
     settings = request.app.state.settings
     client = request.app.state.speech
     if client is None:

@@ -1,0 +1,45 @@
+"""The speaker blocks as files: SRT and WebVTT (through webvtt-py), RTTM and text.
+
+Speakers are named in every cue: WebVTT with its voice span (`<v Speaker_0>`), SRT,
+which has no such markup, as a "Speaker_0: " prefix.
+"""
+
+from __future__ import annotations
+
+import io
+
+import webvtt
+
+from .pipeline import SpeakersResult
+
+MEDIA_TYPES = {"srt": "application/x-subrip", "vtt": "text/vtt",
+               "rttm": "text/plain", "txt": "text/plain"}
+
+
+def render(result: SpeakersResult, fmt: str, file_id: str = "recording") -> str:
+    if fmt in ("srt", "vtt"):
+        return _subtitles(result, fmt)
+    if fmt == "rttm":
+        return "".join(f"SPEAKER {file_id} 1 {s.start_ms / 1000:.3f} "
+                       f"{(s.end_ms - s.start_ms) / 1000:.3f} <NA> <NA> {s.speaker} <NA> <NA>\n"
+                       for s in result.segments)
+    return "".join(f"[{_clock(s.start_ms, '.')[:8]}] {s.speaker}: {s.text}\n"
+                   for s in result.segments)
+
+
+def _subtitles(result: SpeakersResult, fmt: str) -> str:
+    captions = [webvtt.Caption(_clock(s.start_ms, "."), _clock(s.end_ms, "."),
+                               f"<v {s.speaker}>{s.text}" if fmt == "vtt"
+                               else f"{s.speaker}: {s.text}")
+                for s in result.segments]
+    out = io.StringIO()
+    webvtt.WebVTT(captions=captions).write(out, format=fmt, keep_formatting=True)
+    text = out.getvalue()
+    return text if text.endswith("\n") else text + "\n"  # its SRT lacks the last one
+
+
+def _clock(ms: int, sep: str) -> str:
+    hours, rest = divmod(max(ms, 0), 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{seconds:02d}{sep}{millis:03d}"
