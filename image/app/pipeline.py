@@ -74,17 +74,18 @@ async def _chunk(client: SpeechClient, source: Path, work: Path, index: int,
     async with client.gate_chunks:  # cut chunks only as fast as they are consumed
         try:
             await to_wav(source, wav, start, end - start)
-            for attempt in (1, 2):
-                try:
-                    return await _chunk_once(client, wav, start, end)
-                except RemoteError as exc:
-                    if attempt == 2:
-                        exc.message = (f"chunk {index + 1} of {len(spans)} ({start:.0f}-"
-                                       f"{end:.0f} s) failed twice: {exc.message}")
-                        raise
+            try:
+                return await _chunk_once(client, wav, start, end)
+            except RemoteError:
+                pass  # one retry: a transient fault should not sink a 3-hour job
+            try:
+                return await _chunk_once(client, wav, start, end)
+            except RemoteError as exc:
+                exc.message = (f"chunk {index + 1} of {len(spans)} ({start:.0f}-{end:.0f} s) "
+                               f"failed twice: {exc.message}")
+                raise
         finally:
             wav.unlink(missing_ok=True)
-    raise AssertionError("unreachable")
 
 
 async def _chunk_once(client: SpeechClient, wav: Path, start: float,

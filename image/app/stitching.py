@@ -158,12 +158,13 @@ def _clip(turns: list[SpeakerTurn], lo: float, hi: float) -> list[SpeakerTurn]:
 def _join(turns: list[SpeakerTurn], gap_s: float = 0.05) -> list[SpeakerTurn]:
     """Merge a speaker's turns that touch across a cut."""
     out: list[SpeakerTurn] = []
+    latest: dict[str, int] = {}  # speaker -> index of their latest turn in out
     for turn in sorted(turns, key=lambda t: (t.start, t.end)):
-        last = next((o for o in reversed(out[-4:]) if o.speaker == turn.speaker), None)
-        if last is not None and turn.start - last.end <= gap_s:
-            out[out.index(last)] = SpeakerTurn(last.start, max(last.end, turn.end),
-                                               turn.speaker)
+        i = latest.get(turn.speaker)
+        if i is not None and turn.start - out[i].end <= gap_s:
+            out[i] = SpeakerTurn(out[i].start, max(out[i].end, turn.end), turn.speaker)
         else:
+            latest[turn.speaker] = len(out)
             out.append(turn)
     return out
 
