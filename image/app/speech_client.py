@@ -8,6 +8,8 @@ in-flight cap shared by every request keeps the Spark from being flooded.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +30,23 @@ class SpeechClient:
         self.models: dict[str, str] = {}
 
     async def transcribe(self, wav: Path) -> tuple[list[TimedWord], str]:
-        body = await self._post("/v1/audio/transcriptions", wav, {
-            "response_format": "verbose_json", "timestamp_granularities[]": "word"})
-        words = [TimedWord(w["word"], float(w["start"]), float(w["end"]))
-                 for w in body.get("words", [])]
-        return words, body.get("language", "en")
+        path = "/v1/audio/transcriptions"
+        body = await self._post(path, wav, {"response_format": "verbose_json",
+                                            "timestamp_granularities[]": "word"})
+        with _parsing(self.url + path, body):
+            words = [TimedWord(w["word"], float(w["start"]), float(w["end"]))
+                     for w in body.get("words", [])]
+            return words, str(body.get("language", "en"))
 
     async def diarize(self, wav: Path, chunk: bool = False
                       ) -> tuple[list[SpeakerTurn], dict[str, list[float]]]:
-        body = await self._post("/v1/audio/diarize-chunk" if chunk else "/v1/audio/diarize",
-                                wav, {})
-        self.models.update(body.get("models", {}))
-        turns = [SpeakerTurn(float(s["start_s"]), float(s["end_s"]), s["speaker"])
-                 for s in body.get("segments", [])]
-        return turns, body.get("fingerprints", {})
+        path = "/v1/audio/diarize-chunk" if chunk else "/v1/audio/diarize"
+        body = await self._post(path, wav, {})
+        with _parsing(self.url + path, body):
+            self.models.update(body.get("models", {}))
+            turns = [SpeakerTurn(float(s["start_s"]), float(s["end_s"]), str(s["speaker"]))
+                     for s in body.get("segments", [])]
+            return turns, dict(body.get("fingerprints", {}))
 
     async def _post(self, path: str, wav: Path, form: dict[str, str]) -> dict[str, Any]:
         url = f"{self.url}{path}"
@@ -59,4 +64,22 @@ class SpeechClient:
                                           f"{exc or type(exc).__name__}") from None
         if response.status_code >= 400:
             raise UpstreamHTTPError(url, response.status_code, response.text)
-        return response.json()
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            # a wrong answer, not a wedge: 502 to the caller, no restart
+            raise UpstreamHTTPError(url, response.status_code,
+                                    f"not a JSON object: {response.text[:200]}")
+        return body
+
+
+@contextmanager
+def _parsing(url: str, body: dict[str, Any]) -> Iterator[None]:
+    """An answer of the wrong shape is the speech server's fault: a 502, not a 500."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UpstreamHTTPError(url, 200, f"unexpected answer ({exc!r}): "
+                                          f"{str(body)[:200]}") from None

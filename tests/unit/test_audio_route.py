@@ -105,3 +105,69 @@ def test_unknown_format_is_422(client):
     response = client.post("/api/audio/transcribe-with-speakers?format=docx",
                            files={"file": ("a.wav", wav_bytes(1.0), "audio/wav")})
     assert response.status_code == 422
+
+
+def _encoded(tmp_path: Path, suffix: str, *args: str) -> bytes:
+    """A real file made by ffmpeg (a tone), in the container format of `suffix`."""
+    import subprocess
+
+    out = tmp_path / f"tone{suffix}"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=f=300:d=2", *args,
+                    "-y", str(out)], check=True)
+    return out.read_bytes()
+
+
+@respx.mock
+@pytest.mark.parametrize(("suffix", "args"), [
+    (".mp3", []), (".ogg", ["-c:a", "libvorbis"]), (".flac", []),
+    (".wav", ["-ar", "48000", "-ac", "2"]), (".m4a", []),
+], ids=["mp3", "ogg", "flac", "wav-48k-stereo", "m4a"])
+def test_any_audio_format_is_accepted(client, tmp_path, suffix, args):
+    respx.post(f"{URL}/v1/audio/transcriptions").respond(json=WORDS)
+    diarize = respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
+    response = client.post("/api/audio/transcribe-with-speakers", files={
+        "file": ("misnamed.wav", _encoded(tmp_path, suffix, *args), "audio/wav")})
+    assert response.status_code == 200, response.text
+    sent = diarize.calls.last.request.content
+    assert b"RIFF" in sent and b"WAVE" in sent  # normalised to WAV before it left
+
+
+@pytest.mark.parametrize(("data", "status", "words"), [
+    (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8, 415, "audio"),
+    (wav_bytes(2.0)[:30], 415, "audio"),
+    (bytes(range(256)) * 40, 415, "audio"),
+], ids=["png", "header-only-wav", "random-bytes"])
+def test_more_bad_files(client, data, status, words):
+    response = post(client, data)
+    assert response.status_code == status, response.text
+    assert words in response.json()["detail"]
+
+
+def test_json_body_instead_of_a_form_is_422(client):
+    response = client.post("/api/audio/transcribe-with-speakers", json={"file": "x"})
+    assert response.status_code == 422
+
+
+@respx.mock
+def test_hostile_file_name_is_never_used_as_a_path(client, tmp_path):
+    respx.post(f"{URL}/v1/audio/transcriptions").respond(json=WORDS)
+    respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
+    response = client.post("/api/audio/transcribe-with-speakers", files={
+        "file": ("../../../tmp/$(touch x);evil.wav", wav_bytes(1.0, tone=200), "audio/wav")})
+    assert response.status_code == 200
+    assert not (tmp_path.parent / "tmp").exists()
+
+
+@respx.mock
+@pytest.mark.parametrize(("answer", "status", "words"), [
+    (httpx.Response(200, text="<html>oops</html>"), 502, "not a JSON object"),
+    (httpx.Response(200, json={"words": [{"word": "x"}]}), 502, "unexpected answer"),
+    (httpx.Response(400, json={"detail": "bad audio"}), 502, "HTTP 400"),
+], ids=["html", "missing-fields", "upstream-400"])
+def test_malformed_speech_server_answers_are_502(client, answer, status, words):
+    respx.post(f"{URL}/v1/audio/transcriptions").mock(return_value=answer)
+    respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
+    response = post(client, wav_bytes(2.0, tone=200))
+    assert response.status_code == status, response.text
+    assert words in response.json()["detail"]
+    assert "Traceback" not in response.text
