@@ -23,12 +23,12 @@ def render(result: SpeakersResult, fmt: str, file_id: str = "recording") -> str:
         return "".join(f"SPEAKER {file_id} 1 {s.start_ms / 1000:.3f} "
                        f"{(s.end_ms - s.start_ms) / 1000:.3f} <NA> <NA> {s.speaker} <NA> <NA>\n"
                        for s in result.segments)
-    return "".join(f"[{_clock(s.start_ms, '.')[:8]}] {s.speaker}: {s.text}\n"
+    return "".join(f"[{clock(s.start_ms, '.')[:8]}] {s.speaker}: {s.text}\n"
                    for s in result.segments)
 
 
 def _subtitles(result: SpeakersResult, fmt: str) -> str:
-    captions = [webvtt.Caption(_clock(s.start_ms, "."), _clock(s.end_ms, "."),
+    captions = [webvtt.Caption(clock(s.start_ms, "."), clock(s.end_ms, "."),
                                f"<v {s.speaker}>{s.text}" if fmt == "vtt"
                                else f"{s.speaker}: {s.text}")
                 for s in result.segments]
@@ -38,7 +38,8 @@ def _subtitles(result: SpeakersResult, fmt: str) -> str:
     return text if text.endswith("\n") else text + "\n"  # its SRT lacks the last one
 
 
-def _clock(ms: int, sep: str) -> str:
+def clock(ms: int, sep: str = ".") -> str:
+    """Milliseconds as HH:MM:SS.mmm (or with `sep` before the milliseconds)."""
     hours, rest = divmod(max(ms, 0), 3_600_000)
     minutes, rest = divmod(rest, 60_000)
     seconds, millis = divmod(rest, 1000)

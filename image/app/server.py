@@ -16,7 +16,8 @@ from .config import Settings, load_settings
 from .docker import Docker
 from .errors import install_error_handlers
 from .registry import Registry
-from .routes import audio, probes, services, speech_models as speech_models_routes
+from .routes import audio, passthrough, probes, services
+from .routes import speech_models as speech_models_routes
 from .speech_client import SpeechClient
 from .speech_models import SpeechModels
 from .ssh import SSHClient, SSHTarget
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                              settings.speech_timeout_s, settings.gpu_in_flight)
                                 if settings.parakeet_url else None)
             app.state.registry, app.state.watchdog = registry, watchdog
+            app.state.http = http
             app.state.speech_models = speech_models
             registry.start()
             watchdog.start()
@@ -69,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(services.router)
     app.include_router(speech_models_routes.router)
     app.include_router(audio.router)
+    app.include_router(passthrough.router)
     if (STATIC_DIR / "index.html").is_file():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static")
     return app

@@ -48,7 +48,18 @@ class SpeechClient:
                      for s in body.get("segments", [])]
             return turns, dict(body.get("fingerprints", {}))
 
-    async def _post(self, path: str, wav: Path, form: dict[str, str]) -> dict[str, Any]:
+    async def verbose(self, wav: Path, language: str | None) -> dict[str, Any]:
+        """The speech server's verbose_json with words and segments, as it is."""
+        form: dict[str, Any] = {"response_format": "verbose_json",
+                                "timestamp_granularities[]": ["word", "segment"]}
+        if language:
+            form["language"] = language
+        return await self._post("/v1/audio/transcriptions", wav, form)
+
+    async def diarize_chunk_raw(self, wav: Path) -> dict[str, Any]:
+        return await self._post("/v1/audio/diarize-chunk", wav, {})
+
+    async def _post(self, path: str, wav: Path, form: dict[str, Any]) -> dict[str, Any]:
         url = f"{self.url}{path}"
         async with self.gate:
             try:

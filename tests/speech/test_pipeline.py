@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from app.server import create_app
 from app.stitching import plan_chunks
-from testaudio.evaluate import word_speaker_accuracy
+from testaudio.evaluate import wer, word_speaker_accuracy
 from testaudio.generate import make_conversation
 
 
@@ -67,3 +67,21 @@ def test_chunked_four_speakers_keep_one_identity(cpu_server, tmp_path):
     assert body["speakers_detected"] == 4
     accuracy = word_speaker_accuracy(conv.lines, hyp_words(body))
     assert accuracy >= 0.85, accuracy
+
+
+def test_openai_transcriptions_through_spark_control_chunked(cpu_server, conversation,
+                                                             tmp_path):
+    wav = conversation.wav.read_bytes()
+    form = {"response_format": "verbose_json", "timestamp_granularities[]": ["word", "segment"]}
+    with control(cpu_server, tmp_path, chunk_threshold_s=40, chunk_s=40,
+                 chunk_overlap_s=10) as client:  # 45 s: two chunks sharing 10 s
+        chunked = client.post("/v1/audio/transcriptions",
+                              files={"file": ("c.wav", wav, "audio/wav")}, data=form).json()
+        srt = client.post("/v1/audio/transcriptions", files={"file": ("c.wav", wav)},
+                          data={"response_format": "srt"})
+    starts = [w["start"] for w in chunked["words"]]
+    assert starts == sorted(starts)
+    reference = " ".join(line.text for line in conversation.lines)
+    assert wer(reference, " ".join(w["word"] for w in chunked["words"])) <= 0.5
+    assert [s["id"] for s in chunked["segments"]] == list(range(len(chunked["segments"])))
+    assert srt.status_code == 200 and srt.text.startswith("1\n00:00:0")

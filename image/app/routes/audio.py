@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
@@ -11,6 +13,7 @@ from ..errors import NotConfigured, UpstreamHTTPError
 from ..exports import MEDIA_TYPES, render
 from ..media import probe_duration, spool_upload, workdir
 from ..pipeline import SpeakersResult, transcribe_with_speakers
+from ..speech_client import SpeechClient
 
 router = APIRouter(prefix="/api/audio", tags=["audio"])
 
@@ -35,28 +38,36 @@ async def transcribe_speakers(
 
 async def _transcribe(request: Request, file: UploadFile) -> SpeakersResult:
     settings = request.app.state.settings
-    client = request.app.state.speech
-    if client is None:
-        raise NotConfigured("no speech server is configured (PARAKEET_URL or SPARK2_HOST)")
+    client = speech_client(request)
     async with workdir(settings.data_dir) as work:
         source = work / "upload"
         await spool_upload(file, source, settings.max_upload_mb * 1024 * 1024)
         duration = await probe_duration(source)
-        try:
+        async with wedge_recovery(request):
             return await transcribe_with_speakers(
                 client, source, work, duration, threshold_s=settings.chunk_threshold_s,
                 chunk_s=settings.chunk_s, overlap_s=settings.chunk_overlap_s)
-        except UpstreamHTTPError as exc:
-            if exc.status < 500:
-                raise
-            _kick_deep_check(request)
-            raise HTTPException(503, f"the speech server failed ({exc.message}); a deep "
-                                     "check was started; retry in a minute",
-                                headers={"Retry-After": "60"}) from None
 
 
-def _kick_deep_check(request: Request) -> None:
-    registry = request.app.state.registry
-    for name, rt in registry.runtime.items():
-        if rt.spec.kind == "asr":
-            request.app.state.watchdog.kick(name)
+def speech_client(request: Request) -> SpeechClient:
+    client = request.app.state.speech
+    if client is None:
+        raise NotConfigured("no speech server is configured (PARAKEET_URL or SPARK2_HOST)")
+    return client
+
+
+@asynccontextmanager
+async def wedge_recovery(request: Request, kind: str = "asr") -> AsyncIterator[None]:
+    """A 5xx from a speech service: start its deep check, answer 503 + Retry-After."""
+    try:
+        yield
+    except UpstreamHTTPError as exc:
+        if exc.status < 500:
+            raise
+        registry = request.app.state.registry
+        for name, rt in registry.runtime.items():
+            if rt.spec.kind == kind:
+                request.app.state.watchdog.kick(name)
+        raise HTTPException(503, f"the speech server failed ({exc.message}); a deep "
+                                 "check was started; retry in a minute",
+                            headers={"Retry-After": "60"}) from None

@@ -1,0 +1,90 @@
+"""OpenAI-compatible transcription through spark-control, long files chunked here.
+
+Chunks are transcribed as verbose_json (words and segments); times are moved to the
+recording's clock and each overlap is cut at its middle, so nothing is repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+from typing import Any
+
+import webvtt
+
+from .exports import clock
+from .media import to_wav
+from .merge import join_words
+from .speech_client import SpeechClient
+from .stitching import plan_chunks
+
+FORMATS = ("json", "text", "verbose_json", "srt", "vtt")
+
+
+async def transcribe(client: SpeechClient, source: Path, work: Path, duration: float,
+                     language: str | None, threshold_s: float, chunk_s: float,
+                     overlap_s: float) -> dict[str, Any]:
+    spans = ([(0.0, duration)] if duration <= threshold_s
+             else plan_chunks(duration, max_s=chunk_s, overlap_s=overlap_s))
+    parts = await asyncio.gather(*(_part(client, source, work, i, spans, language)
+                                   for i in range(len(spans))))
+    words, segments = _join(parts, spans)
+    return {"task": "transcribe", "language": parts[0].get("language", "english"),
+            "duration": round(duration, 3), "text": join_words(s["text"] for s in segments),
+            "segments": segments, "words": words}
+
+
+async def _part(client: SpeechClient, source: Path, work: Path, i: int,
+                spans: list[tuple[float, float]], language: str | None) -> dict[str, Any]:
+    start, end = spans[i]
+    wav = work / f"part-{i:04d}.wav"
+    async with client.gate_chunks:
+        try:
+            await to_wav(source, wav, start, end - start)
+            return await client.verbose(wav, language)
+        finally:
+            wav.unlink(missing_ok=True)
+
+
+def _join(parts: list[dict[str, Any]],
+          spans: list[tuple[float, float]]) -> tuple[list[dict], list[dict]]:
+    words: list[dict] = []
+    segments: list[dict] = []
+    for i, (part, (start, _)) in enumerate(zip(parts, spans)):
+        lo = (start + spans[i - 1][1]) / 2 if i else float("-inf")
+        hi = (spans[i + 1][0] + spans[i][1]) / 2 if i + 1 < len(spans) else float("inf")
+        words += _shifted(part.get("words", []), start, lo, hi)
+        segments += _shifted(part.get("segments", []), start, lo, hi)
+    for index, segment in enumerate(segments):
+        segment["id"] = index
+    return words, segments
+
+
+def _shifted(items: list[dict], offset: float, lo: float, hi: float) -> list[dict]:
+    out = []
+    for item in items:
+        start, end = item["start"] + offset, item["end"] + offset
+        if lo <= start < hi:
+            out.append({**item, "start": round(start, 3), "end": round(end, 3)})
+    return out
+
+
+def render(body: dict[str, Any], fmt: str, granularities: set[str]) -> Any:
+    """The body in the requested response_format (a dict for the JSON ones)."""
+    if fmt == "json":
+        return {"text": body["text"]}
+    if fmt == "text":
+        return body["text"]
+    if fmt == "verbose_json":
+        wanted = granularities or {"segment"}
+        return {k: v for k, v in body.items()
+                if (k != "words" or "word" in wanted) and (k != "segments" or "segment" in wanted)}
+    captions = [webvtt.Caption(clock(round(s["start"] * 1000)), clock(round(s["end"] * 1000)),
+                               s["text"].strip())
+                for s in body["segments"]]
+    out = io.StringIO()
+    webvtt.WebVTT(captions=captions).write(out, format=fmt)
+    text = out.getvalue()
+    return text if text.endswith("\n") else text + "\n"
+

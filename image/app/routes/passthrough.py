@@ -1,0 +1,91 @@
+"""Pass-throughs to the speech services, with the same limits and fault handling as
+the rest of `/api/audio`: OpenAI-compatible transcription (long files chunked here),
+diarize-chunk, and text-to-speech on magpie-tts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import httpx
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel
+
+from ..errors import NotConfigured, RemoteTimeout, UpstreamHTTPError, UpstreamUnavailable
+from ..media import probe_duration, spool_upload, to_wav, workdir
+from ..passthrough import FORMATS, render, transcribe
+from .audio import speech_client, wedge_recovery
+
+router = APIRouter(tags=["pass-through"])
+
+
+@router.post("/v1/audio/transcriptions", response_model=None)
+async def transcriptions(
+    request: Request, file: Annotated[UploadFile, File()],
+    model: Annotated[str, Form()] = "parakeet",
+    language: Annotated[str | None, Form()] = None,
+    response_format: Annotated[str, Form()] = "json",
+    granularities: Annotated[list[str], Form(alias="timestamp_granularities[]")] = [],
+) -> Response:
+    """OpenAI-compatible; recordings over CHUNK_THRESHOLD_S are chunked and joined."""
+    if response_format not in FORMATS:
+        raise HTTPException(400, f"response_format must be one of {', '.join(FORMATS)}")
+    settings, client = request.app.state.settings, speech_client(request)
+    async with workdir(settings.data_dir) as work:
+        source = work / "upload"
+        await spool_upload(file, source, settings.max_upload_mb * 1024 * 1024)
+        duration = await probe_duration(source)
+        async with wedge_recovery(request):
+            body = await transcribe(client, source, work, duration, language,
+                                    settings.chunk_threshold_s, settings.chunk_s,
+                                    settings.chunk_overlap_s)
+    out = render(body, response_format, set(granularities))
+    return JSONResponse(out) if isinstance(out, dict) else PlainTextResponse(out)
+
+
+@router.post("/api/audio/diarize-chunk")
+async def diarize_chunk(request: Request, file: Annotated[UploadFile, File()]) -> Any:
+    """The speech server's diarize-chunk (turns + voice fingerprints), as it answers."""
+    settings, client = request.app.state.settings, speech_client(request)
+    async with workdir(settings.data_dir) as work:
+        source, wav = work / "upload", work / "audio.wav"
+        await spool_upload(file, source, settings.max_upload_mb * 1024 * 1024)
+        await probe_duration(source)
+        await to_wav(source, wav)
+        async with wedge_recovery(request):
+            return await client.diarize_chunk_raw(wav)
+
+
+class SpeechRequest(BaseModel):
+    input: str
+    voice: str | None = None
+    response_format: str = "wav"
+    model: str | None = None
+
+
+@router.post("/v1/audio/speech", response_class=Response)
+async def speech(request: Request, body: SpeechRequest) -> Response:
+    """Text to speech on magpie-tts; the audio comes back as magpie answers it."""
+    url = request.app.state.settings.magpie_url
+    if not url:
+        raise NotConfigured("no TTS service is configured (MAGPIE_URL or SPARK2_HOST)")
+    if not body.input.strip():
+        raise HTTPException(422, "input is empty: give the text to speak")
+    async with wedge_recovery(request, kind="tts"):
+        answer = await _tts(request.app.state.http, f"{url.rstrip('/')}/v1/audio/speech",
+                            body, request.app.state.settings.speech_timeout_s)
+    return Response(answer.content, media_type=answer.headers.get("content-type",
+                                                                  "audio/wav"))
+
+
+async def _tts(http: httpx.AsyncClient, url: str, body: SpeechRequest,
+               timeout: float) -> httpx.Response:
+    try:
+        answer = await http.post(url, json=body.model_dump(exclude_none=True), timeout=timeout)
+    except httpx.TimeoutException:
+        raise RemoteTimeout(f"magpie-tts did not answer within {timeout:g} s") from None
+    except httpx.TransportError as exc:
+        raise UpstreamUnavailable(f"cannot reach magpie-tts at {url}: {exc}") from None
+    if answer.status_code >= 400:
+        raise UpstreamHTTPError(url, answer.status_code, answer.text)
+    return answer

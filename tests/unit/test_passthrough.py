@@ -1,0 +1,75 @@
+"""Pass-throughs: what goes to the speech services and what comes back, with faults
+injected by respx (the real servers are used in tests/speech/test_pipeline.py)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import respx
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.server import create_app
+from speech_audio import wav_bytes
+
+ASR, TTS = "http://asr.test:8000", "http://tts.test:9000"
+
+
+@pytest.fixture
+def client(tmp_path):
+    settings = Settings(_env_file=None, parakeet_url=ASR, magpie_url=TTS, data_dir=tmp_path)
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+@respx.mock
+def test_speech_returns_magpies_audio(client):
+    route = respx.post(f"{TTS}/v1/audio/speech").respond(
+        content=b"RIFF-audio", headers={"content-type": "audio/wav"})
+    response = client.post("/v1/audio/speech", json={"input": "Hello there.", "voice": "x"})
+    assert response.status_code == 200
+    assert response.content == b"RIFF-audio"
+    assert response.headers["content-type"] == "audio/wav"
+    assert route.calls.last.request.read() == b'{"input":"Hello there.","voice":"x",' \
+                                              b'"response_format":"wav"}'
+
+
+@respx.mock
+@pytest.mark.parametrize(("fault", "status"), [
+    (httpx.Response(500, text="boom"), 503), (httpx.ReadTimeout("slow"), 504),
+    (httpx.ConnectError("refused"), 503), (httpx.Response(400, text="bad voice"), 502),
+], ids=["500", "timeout", "refused", "400"])
+def test_speech_faults(client, fault, status):
+    route = respx.post(f"{TTS}/v1/audio/speech")
+    if isinstance(fault, Exception):
+        route.side_effect = fault
+    else:
+        route.return_value = fault
+    response = client.post("/v1/audio/speech", json={"input": "Hi."})
+    assert response.status_code == status, response.text
+
+
+def test_speech_needs_text(client):
+    assert client.post("/v1/audio/speech", json={"input": "  "}).status_code == 422
+    assert client.post("/v1/audio/speech", json={}).status_code == 422
+
+
+@respx.mock
+def test_diarize_chunk_passes_the_answer_through(client):
+    answer = {"duration": 1.0, "segments": [], "speakers_detected": 0, "models": {},
+              "fingerprints": {}}
+    route = respx.post(f"{ASR}/v1/audio/diarize-chunk").respond(json=answer)
+    response = client.post("/api/audio/diarize-chunk",
+                           files={"file": ("a.mp3", wav_bytes(1.0, rate=44100, tone=300))})
+    assert response.json() == answer
+    assert b"RIFF" in route.calls.last.request.read()  # normalised before it left
+
+
+@respx.mock
+def test_transcriptions_500_is_503_and_bad_format_is_400(client):
+    respx.post(f"{ASR}/v1/audio/transcriptions").respond(500, text="CUDA error")
+    files = {"file": ("a.wav", wav_bytes(1.0, tone=300))}
+    failed = client.post("/v1/audio/transcriptions", files=files)
+    assert failed.status_code == 503 and failed.headers["retry-after"] == "60"
+    bad = client.post("/v1/audio/transcriptions", files=files, data={"response_format": "mp3"})
+    assert bad.status_code == 400 and "response_format" in bad.json()["detail"]
