@@ -46,6 +46,13 @@ async def spool_upload(upload: UploadFile, target: Path, max_bytes: int) -> int:
     return size
 
 
+async def receive(upload: UploadFile, work: Path, max_mb: int) -> tuple[Path, float]:
+    """Spool the upload into work and check it is audio: (path, duration in s)."""
+    source = work / "upload"
+    await spool_upload(upload, source, max_mb * CHUNK)
+    return source, await probe_duration(source)
+
+
 async def probe_duration(path: Path) -> float:
     """Seconds of audio; 415 when ffprobe finds no audio, 422 when it lasts 0 s."""
     code, out, err = await _run(["ffprobe", "-v", "error", "-show_entries",

@@ -17,7 +17,7 @@ from .exports import clock
 from .media import to_wav
 from .merge import join_words
 from .speech_client import SpeechClient
-from .stitching import plan_chunks
+from .stitching import cuts, plan_chunks
 
 FORMATS = ("json", "text", "verbose_json", "srt", "vtt")
 
@@ -51,9 +51,7 @@ def _join(parts: list[dict[str, Any]],
           spans: list[tuple[float, float]]) -> tuple[list[dict], list[dict]]:
     words: list[dict] = []
     segments: list[dict] = []
-    for i, (part, (start, _)) in enumerate(zip(parts, spans)):
-        lo = (start + spans[i - 1][1]) / 2 if i else float("-inf")
-        hi = (spans[i + 1][0] + spans[i][1]) / 2 if i + 1 < len(spans) else float("inf")
+    for part, (start, _), (lo, hi) in zip(parts, spans, cuts(spans)):
         words += _shifted(part.get("words", []), start, lo, hi)
         segments += _shifted(part.get("segments", []), start, lo, hi)
     for index, segment in enumerate(segments):

@@ -35,6 +35,13 @@ def plan_chunks(duration: float, max_s: float = 600.0,
     return spans
 
 
+def cuts(spans: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Per span, the part of the recording it answers for: adjacent spans hand over
+    in the middle of their overlap, so every instant belongs to exactly one."""
+    edges = [(later[0] + earlier[1]) / 2 for earlier, later in zip(spans, spans[1:])]
+    return list(zip([float("-inf"), *edges], [*edges, float("inf")]))
+
+
 @dataclass
 class ChunkResult:
     """One chunk's answers, in the chunk's own times and labels."""
@@ -81,15 +88,14 @@ def stitch(chunks: Sequence[ChunkResult], *, min_coactive_s: float = 1.0,
     turns: list[SpeakerTurn] = []
     words: list[TimedWord] = []
     previous: list[SpeakerTurn] = []
-    for i, chunk in enumerate(chunks):
+    bounds = cuts([(c.start, c.end) for c in chunks])
+    for chunk, (lo, hi) in zip(chunks, bounds):
         local = _absolute(chunk)
         names = _match(previous, local, chunk, voices, min_coactive_s, same_voice,
                        different_voice)
         for label, name in names.items():
             voices.add(name, chunk.fingerprints.get(label))
         mapped = [SpeakerTurn(t.start, t.end, names[t.speaker]) for t in local]
-        lo = _cut(chunks[i - 1], chunk) if i else float("-inf")
-        hi = _cut(chunk, chunks[i + 1]) if i + 1 < len(chunks) else float("inf")
         turns += _clip(mapped, lo, hi)
         words += [TimedWord(w.word, w.start + chunk.start, w.end + chunk.start)
                   for w in chunk.words if lo <= w.start + chunk.start < hi]
@@ -143,11 +149,6 @@ def _returning(label: str, chunk: ChunkResult, voices: _Voices, taken: set[str],
 def _absolute(chunk: ChunkResult) -> list[SpeakerTurn]:
     return sorted((SpeakerTurn(t.start + chunk.start, t.end + chunk.start, t.speaker)
                    for t in chunk.turns), key=lambda t: t.start)
-
-
-def _cut(earlier: ChunkResult, later: ChunkResult) -> float:
-    """Where one chunk hands over to the next: the middle of their overlap."""
-    return (later.start + min(earlier.end, later.end)) / 2
 
 
 def _clip(turns: list[SpeakerTurn], lo: float, hi: float) -> list[SpeakerTurn]:

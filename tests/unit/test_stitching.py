@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.merge import SpeakerTurn, TimedWord
-from app.stitching import ChunkResult, plan_chunks, stitch
+from app.stitching import ChunkResult, cuts, plan_chunks, stitch
 
 
 def test_plan_chunks_covers_with_overlaps():
@@ -18,6 +18,7 @@ def test_plan_chunks_covers_with_overlaps():
     spans = plan_chunks(1500, max_s=600, overlap_s=25)
     assert spans == [(0.0, 600.0), (575.0, 1175.0), (1150.0, 1500)]
     assert all(e - s <= 600 for s, e in spans)
+    assert cuts(spans) == [(float("-inf"), 587.5), (587.5, 1162.5), (1162.5, float("inf"))]
 
 
 def meeting(seed: int, duration: float = 1700.0, silent: tuple[float, float] = (700, 1150)):

@@ -11,7 +11,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from ..errors import NotConfigured, UpstreamHTTPError
 from ..exports import MEDIA_TYPES, render
-from ..media import probe_duration, spool_upload, workdir
+from ..media import receive, workdir
 from ..pipeline import SpeakersResult, transcribe_with_speakers
 from ..speech_client import SpeechClient
 
@@ -40,9 +40,7 @@ async def _transcribe(request: Request, file: UploadFile) -> SpeakersResult:
     settings = request.app.state.settings
     client = speech_client(request)
     async with workdir(settings.data_dir) as work:
-        source = work / "upload"
-        await spool_upload(file, source, settings.max_upload_mb * 1024 * 1024)
-        duration = await probe_duration(source)
+        source, duration = await receive(file, work, settings.max_upload_mb)
         async with wedge_recovery(request):
             return await transcribe_with_speakers(
                 client, source, work, duration, threshold_s=settings.chunk_threshold_s,

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 
 from ..errors import NotConfigured, RemoteTimeout, UpstreamHTTPError, UpstreamUnavailable
-from ..media import probe_duration, spool_upload, to_wav, workdir
+from ..media import receive, to_wav, workdir
 from ..passthrough import FORMATS, render, transcribe
 from .audio import speech_client, wedge_recovery
 
@@ -32,9 +32,7 @@ async def transcriptions(
         raise HTTPException(400, f"response_format must be one of {', '.join(FORMATS)}")
     settings, client = request.app.state.settings, speech_client(request)
     async with workdir(settings.data_dir) as work:
-        source = work / "upload"
-        await spool_upload(file, source, settings.max_upload_mb * 1024 * 1024)
-        duration = await probe_duration(source)
+        source, duration = await receive(file, work, settings.max_upload_mb)
         async with wedge_recovery(request):
             body = await transcribe(client, source, work, duration, language,
                                     settings.chunk_threshold_s, settings.chunk_s,
@@ -48,9 +46,8 @@ async def diarize_chunk(request: Request, file: Annotated[UploadFile, File()]) -
     """The speech server's diarize-chunk (turns + voice fingerprints), as it answers."""
     settings, client = request.app.state.settings, speech_client(request)
     async with workdir(settings.data_dir) as work:
-        source, wav = work / "upload", work / "audio.wav"
-        await spool_upload(file, source, settings.max_upload_mb * 1024 * 1024)
-        await probe_duration(source)
+        source, _ = await receive(file, work, settings.max_upload_mb)
+        wav = work / "audio.wav"
         await to_wav(source, wav)
         async with wedge_recovery(request):
             return await client.diarize_chunk_raw(wav)
