@@ -14,7 +14,7 @@ from typing import Any
 import webvtt
 
 from .exports import clock
-from .media import to_wav
+from .pipeline import chunk_audio
 from .merge import join_words
 from .speech_client import SpeechClient
 from .stitching import cuts, plan_chunks
@@ -37,14 +37,8 @@ async def transcribe(client: SpeechClient, source: Path, work: Path, duration: f
 
 async def _part(client: SpeechClient, source: Path, work: Path, i: int,
                 spans: list[tuple[float, float]], language: str | None) -> dict[str, Any]:
-    start, end = spans[i]
-    wav = work / f"part-{i:04d}.wav"
-    async with client.gate_chunks:
-        try:
-            await to_wav(source, wav, start, end - start)
-            return await client.verbose(wav, language)
-        finally:
-            wav.unlink(missing_ok=True)
+    async with chunk_audio(client, source, work, i, spans[i]) as wav:
+        return await client.verbose(wav, language)
 
 
 def _join(parts: list[dict[str, Any]],

@@ -8,6 +8,8 @@ speakers_detected, segments: [{start_ms, end_ms, speaker, text}], models}.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -70,20 +72,30 @@ async def _chunk(client: SpeechClient, source: Path, work: Path, index: int,
                  spans: list[tuple[float, float]]) -> tuple[ChunkResult, str]:
     """One chunk, retried once; a second failure names the chunk."""
     start, end = spans[index]
+    async with chunk_audio(client, source, work, index, spans[index]) as wav:
+        try:
+            return await _chunk_once(client, wav, start, end)
+        except RemoteError:
+            pass  # one retry: a transient fault should not sink a 3-hour job
+        try:
+            return await _chunk_once(client, wav, start, end)
+        except RemoteError as exc:
+            exc.message = (f"chunk {index + 1} of {len(spans)} ({start:.0f}-{end:.0f} s) "
+                           f"failed twice: {exc.message}")
+            raise
+
+
+@asynccontextmanager
+async def chunk_audio(client: SpeechClient, source: Path, work: Path, index: int,
+                      span: tuple[float, float]) -> AsyncIterator[Path]:
+    """The span as a 16 kHz WAV, removed afterwards; chunks are cut only as fast as
+    they are consumed (the client's chunk gate), so disk use stays bounded."""
+    start, end = span
     wav = work / f"chunk-{index:04d}.wav"
-    async with client.gate_chunks:  # cut chunks only as fast as they are consumed
+    async with client.gate_chunks:
         try:
             await to_wav(source, wav, start, end - start)
-            try:
-                return await _chunk_once(client, wav, start, end)
-            except RemoteError:
-                pass  # one retry: a transient fault should not sink a 3-hour job
-            try:
-                return await _chunk_once(client, wav, start, end)
-            except RemoteError as exc:
-                exc.message = (f"chunk {index + 1} of {len(spans)} ({start:.0f}-{end:.0f} s) "
-                               f"failed twice: {exc.message}")
-                raise
+            yield wav
         finally:
             wav.unlink(missing_ok=True)
 

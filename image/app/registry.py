@@ -125,13 +125,7 @@ class Registry:
     @asynccontextmanager
     async def claim(self, name: str, action: Action, by: str) -> AsyncIterator[ServiceRuntime]:
         """Hold the service for one action or job; a second claim raises Busy."""
-        rt = self.get(name)
-        if self.docker is None:
-            raise NotConfigured("no Spark is configured (SPARK2_HOST is empty)")
-        if rt.action is not None:
-            since = time.time() - rt.action.started_at
-            raise Busy(f"{rt.action.action} of {name} is already running "
-                       f"(started {since:.0f} s ago by {rt.action.by}); try again when it ends")
+        rt = self.ensure_free(name)
         rt.action = ActionView(action=action, by=by, started_at=time.time())  # type: ignore[arg-type]
         try:
             yield rt
@@ -139,6 +133,17 @@ class Registry:
             rt.action = None
             await self.docker_poller.refresh()
             await self.health_pollers[name].refresh()
+
+    def ensure_free(self, name: str) -> ServiceRuntime:
+        """The service's runtime; Busy when an action or job holds it."""
+        rt = self.get(name)
+        if self.docker is None:
+            raise NotConfigured("no Spark is configured (SPARK2_HOST is empty)")
+        if rt.action is not None:
+            since = time.time() - rt.action.started_at
+            raise Busy(f"{rt.action.action} of {name} is already running "
+                       f"(started {since:.0f} s ago by {rt.action.by}); try again when it ends")
+        return rt
 
     async def perform(self, rt: ServiceRuntime, action: Action, by: str,
                       reason: str) -> RestartRecord:

@@ -100,9 +100,7 @@ class SpeechModels:
         running = self._running_id()
         if running is not None:
             raise Busy(f"job {running} ({self.jobs[running].view.kind}) is still running")
-        if self._runtime().action is not None:
-            raise Busy(f"{self._runtime().action.action} of parakeet-asr is running "  # type: ignore[union-attr]
-                       "from the services page; try again when it ends")
+        self.registry.ensure_free(self._runtime().spec.name)
         job = Job(kind, REAPPLY if kind == "reapply" else RESTART)
         self.jobs[job.id] = self.active = job
         task = asyncio.create_task(self._run(job))
@@ -211,10 +209,7 @@ class SpeechModels:
         info = await self._docker().inspect(self._container())
         if not info.running:
             raise StepFailed(f"container {self._container()} is {info.status}; start it first")
-        await self.hashes.refresh()
-        if self.hashes.error is not None:
-            raise self.hashes.error
-        return sorted(self.hashes.data or {})
+        return sorted(await self._current_hashes())
 
     async def _backup(self, backup: str, existing: list[str]) -> dict[str, bytes]:
         """Save the current files inside the container (they outlive us) and read them
@@ -265,14 +260,18 @@ class SpeechModels:
         raise StepFailed(f"the container exited (code {info.exit_code}): {_last_lines(logs)}")
 
     async def _confirm(self) -> str:
-        await self.hashes.refresh()
-        if self.hashes.error is not None:
-            raise self.hashes.error
-        files = self.manifest.compare(self.hashes.data or {})
+        files = self.manifest.compare(await self._current_hashes())
         wrong = [f.name for f in files if f.status != "in_sync"]
         if wrong:
             raise StepFailed(f"still not in sync after the copy: {', '.join(wrong)}")
         return f"{len(files)} files in sync"
+
+    async def _current_hashes(self) -> dict[str, str]:
+        """Container path -> sha256 read now, not from the cache."""
+        await self.hashes.refresh()
+        if self.hashes.error is not None:
+            raise self.hashes.error
+        return self.hashes.data or {}
 
     async def _restore(self, originals: dict[str, bytes]) -> None:
         if originals:

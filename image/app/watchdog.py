@@ -75,10 +75,9 @@ class Watchdog:
 
     def _may_restart(self, rt: ServiceRuntime) -> bool:
         # A service still loading its models answers 503 by design: not wedged.
-        seen = self.registry.observed(rt.spec.name)
-        starting = self.registry.status(rt.spec.name).state == "starting"
-        return rt.desired_running and rt.action is None and seen.info is not None \
-            and not starting
+        status = self.registry.status(rt.spec.name)
+        return (rt.desired_running and rt.action is None and status.container is not None
+                and status.state != "starting")
 
     async def _on_snapshot(self, snapshot: DockerSnapshot) -> None:
         # Runs inside the docker poll: restarts go to tasks, since they refresh that poller.
