@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 from fastapi.testclient import TestClient
@@ -36,7 +37,8 @@ def sim_settings(sim: SimSpark2, **overrides: Any) -> Settings:
                               if k != "SIM_SPARK2_DIR"}
     values.update(poll_interval_s=0.5, health_timeout_s=2, ssh_connect_timeout_s=2,
                   deep_check_timeout_s=3, deep_check_interval_s=3600, stop_grace_s=2,
-                  startup_grace_s=30, parakeet_memory_limit="600m")
+                  startup_grace_s=30, parakeet_memory_limit="600m",
+                  data_dir=Path(sim.state.root) / "control-data")
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 

@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     chunk_overlap_s: float = Field(25.0, ge=5)
     gpu_in_flight: int = Field(2, ge=1)
     speech_timeout_s: float = Field(900.0, gt=0)
+    jobs_running: int = Field(2, ge=1)
+    jobs_queue_max: int = Field(20, ge=0)
+    job_retention_h: float = Field(168.0, gt=0)
     data_dir: Path = Path("data")
     bind_host: str = "0.0.0.0"
     bind_port: int = Field(9999, ge=1, le=65535)

@@ -31,6 +31,11 @@ async def workdir(data_dir: Path) -> AsyncIterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def clear_spool(data_dir: Path) -> None:
+    """Remove what a killed process left in the spool (run before any request)."""
+    shutil.rmtree(data_dir / "spool", ignore_errors=True)
+
+
 async def spool_upload(upload: UploadFile, target: Path, max_bytes: int) -> int:
     """Copy the upload to target in chunks; 413 past max_bytes."""
     size = 0
@@ -83,7 +88,13 @@ async def _run(argv: list[str]) -> tuple[int, bytes, bytes]:
     proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE,
                                                 stdin=asyncio.subprocess.DEVNULL)
-    out, err = await proc.communicate()
+    try:
+        out, err = await proc.communicate()
+    except BaseException:  # cancelled (a job deleted or shut down): no orphan ffmpeg
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
     return proc.returncode or 0, out, err
 
 

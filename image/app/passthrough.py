@@ -14,7 +14,7 @@ from typing import Any
 import webvtt
 
 from .exports import clock
-from .pipeline import chunk_audio
+from .pipeline import chunk_audio, chunk_name, retried
 from .merge import join_words
 from .speech_client import SpeechClient
 from .stitching import cuts, plan_chunks
@@ -38,7 +38,9 @@ async def transcribe(client: SpeechClient, source: Path, work: Path, duration: f
 async def _part(client: SpeechClient, source: Path, work: Path, i: int,
                 spans: list[tuple[float, float]], language: str | None) -> dict[str, Any]:
     async with chunk_audio(client, source, work, i, spans[i]) as wav:
-        return await client.verbose(wav, language)
+        if len(spans) == 1:
+            return await client.verbose(wav, language)
+        return await retried(chunk_name(i, spans), lambda: client.verbose(wav, language))
 
 
 def _join(parts: list[dict[str, Any]],

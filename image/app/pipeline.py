@@ -8,17 +8,29 @@ speakers_detected, segments: [{start_ms, end_ms, speaker, text}], models}.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import BaseModel
 
+from .config import Settings
 from .errors import RemoteError
 from .media import to_wav
 from .merge import SpeakerTurn, TimedWord, merge
 from .speech_client import SpeechClient
 from .stitching import ChunkResult, plan_chunks, stitch
+
+
+T = TypeVar("T")
+Progress = Callable[[str, int, int], Awaitable[None]]
+"""Called as progress(stage, done, total): stage "normalizing", "transcribing" (done
+of total chunks) or "merging"."""
+
+
+async def _quiet(stage: str, done: int, total: int) -> None:
+    return None
 
 
 class SpeakerSegment(BaseModel):
@@ -42,47 +54,89 @@ class SpeakersResult(BaseModel):
     chunks: int = 1
 
 
+Runner = Callable[[Path, Path, float, Progress], Awaitable["SpeakersResult"]]
+
+
+def runner(client: SpeechClient, settings: Settings) -> Runner:
+    """transcribe_with_speakers bound to a client and the chunking settings."""
+    async def run(source: Path, work: Path, duration: float,
+                  progress: Progress = _quiet) -> SpeakersResult:
+        return await transcribe_with_speakers(
+            client, source, work, duration, threshold_s=settings.chunk_threshold_s,
+            chunk_s=settings.chunk_s, overlap_s=settings.chunk_overlap_s, progress=progress)
+    return run
+
+
 async def transcribe_with_speakers(client: SpeechClient, source: Path, work: Path,
                                    duration: float, *, threshold_s: float = 600.0,
                                    chunk_s: float = 600.0,
-                                   overlap_s: float = 25.0) -> SpeakersResult:
+                                   overlap_s: float = 25.0,
+                                   progress: Progress = _quiet) -> SpeakersResult:
     if duration <= threshold_s:
-        words, turns, language = await _whole(client, source, work)
+        words, turns, language = await _whole(client, source, work, progress)
         chunks = 1
     else:
         spans = plan_chunks(duration, max_s=chunk_s, overlap_s=overlap_s)
-        results = await asyncio.gather(*(_chunk(client, source, work, i, spans)
-                                         for i in range(len(spans))))
-        stitched = stitch([r for r, _ in results])
-        words, turns, language = stitched.words, stitched.turns, results[0][1]
+        words, turns, language = await _chunked(client, source, work, spans, progress)
         chunks = len(spans)
+    await progress("merging", chunks, chunks)
     return _result(client, duration, language, words, turns, chunks)
 
 
-async def _whole(client: SpeechClient, source: Path,
-                 work: Path) -> tuple[list[TimedWord], list[SpeakerTurn], str]:
+async def _whole(client: SpeechClient, source: Path, work: Path, progress: Progress
+                 ) -> tuple[list[TimedWord], list[SpeakerTurn], str]:
     wav = work / "audio.wav"
+    await progress("normalizing", 0, 1)
     await to_wav(source, wav)
+    await progress("transcribing", 0, 1)
     (words, language), (turns, _) = await asyncio.gather(client.transcribe(wav),
                                                          client.diarize(wav))
     return words, turns, language
 
 
+async def _chunked(client: SpeechClient, source: Path, work: Path,
+                   spans: list[tuple[float, float]], progress: Progress
+                   ) -> tuple[list[TimedWord], list[SpeakerTurn], str]:
+    done = 0
+
+    async def one(index: int) -> tuple[ChunkResult, str]:
+        nonlocal done
+        result = await _chunk(client, source, work, index, spans)
+        done += 1
+        await progress("transcribing", done, len(spans))
+        return result
+
+    await progress("transcribing", 0, len(spans))
+    results = await asyncio.gather(*(one(i) for i in range(len(spans))))
+    stitched = stitch([r for r, _ in results])
+    return stitched.words, stitched.turns, results[0][1]
+
+
 async def _chunk(client: SpeechClient, source: Path, work: Path, index: int,
                  spans: list[tuple[float, float]]) -> tuple[ChunkResult, str]:
-    """One chunk, retried once; a second failure names the chunk."""
     start, end = spans[index]
     async with chunk_audio(client, source, work, index, spans[index]) as wav:
-        try:
-            return await _chunk_once(client, wav, start, end)
-        except RemoteError:
-            pass  # one retry: a transient fault should not sink a 3-hour job
-        try:
-            return await _chunk_once(client, wav, start, end)
-        except RemoteError as exc:
-            exc.message = (f"chunk {index + 1} of {len(spans)} ({start:.0f}-{end:.0f} s) "
-                           f"failed twice: {exc.message}")
-            raise
+        return await retried(chunk_name(index, spans),
+                             lambda: _chunk_once(client, wav, start, end))
+
+
+def chunk_name(index: int, spans: list[tuple[float, float]]) -> str:
+    start, end = spans[index]
+    return f"chunk {index + 1} of {len(spans)} ({start:.0f}-{end:.0f} s)"
+
+
+async def retried(what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+    """One retry, since a transient fault should not sink a 3-hour job; a second
+    failure names `what`."""
+    try:
+        return await attempt()
+    except RemoteError:
+        pass
+    try:
+        return await attempt()
+    except RemoteError as exc:
+        exc.message = f"{what} failed twice: {exc.message}"
+        raise
 
 
 @asynccontextmanager

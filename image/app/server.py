@@ -13,10 +13,14 @@ from fastapi.staticfiles import StaticFiles
 
 from . import __version__
 from .config import Settings, load_settings
+from .audio_jobs import AudioJobs
 from .docker import Docker
-from .errors import install_error_handlers
+from .errors import NotConfigured, install_error_handlers
+from .jobstore import JobStore
+from .media import clear_spool
+from .pipeline import SpeakersResult, runner
 from .registry import Registry
-from .routes import audio, passthrough, probes, services
+from .routes import audio, audio_jobs as audio_jobs_routes, passthrough, probes, services
 from .routes import speech_models as speech_models_routes
 from .speech_client import SpeechClient
 from .speech_models import SpeechModels
@@ -36,6 +40,17 @@ def ssh_target(settings: Settings) -> SSHTarget:
         command_timeout=settings.ssh_command_timeout_s, keepalive=settings.ssh_keepalive_s)
 
 
+def _audio_jobs(settings: Settings, store: JobStore, client: SpeechClient | None,
+                watchdog: Watchdog) -> AudioJobs:
+    async def unconfigured(*_: object) -> SpeakersResult:
+        raise NotConfigured("no speech server is configured (PARAKEET_URL or SPARK2_HOST)")
+
+    return AudioJobs(store, runner(client, settings) if client else unconfigured,
+                     running=settings.jobs_running, queue_max=settings.jobs_queue_max,
+                     retention_s=settings.job_retention_h * 3600,
+                     on_fault=watchdog.kick_wedged)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
 
@@ -49,6 +64,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.speech = (SpeechClient(http, settings.parakeet_url.rstrip("/"),
                                              settings.speech_timeout_s, settings.gpu_in_flight)
                                 if settings.parakeet_url else None)
+            store = JobStore(settings.data_dir / "jobs.sqlite3")
+            audio_jobs = app.state.audio_jobs = _audio_jobs(settings, store, app.state.speech,
+                                                            watchdog)
+            clear_spool(settings.data_dir)  # leftovers of a process that was killed
+            await audio_jobs.start()
             app.state.registry, app.state.watchdog = registry, watchdog
             app.state.http = http
             app.state.speech_models = speech_models
@@ -57,6 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             try:
                 yield
             finally:
+                await audio_jobs.stop()
+                store.close()
                 await speech_models.stop()
                 await watchdog.stop()
                 await registry.stop()
@@ -71,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(services.router)
     app.include_router(speech_models_routes.router)
     app.include_router(audio.router)
+    app.include_router(audio_jobs_routes.router)
     app.include_router(passthrough.router)
     if (STATIC_DIR / "index.html").is_file():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static")

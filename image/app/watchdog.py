@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .errors import RemoteError
+from .errors import RemoteError, UpstreamHTTPError
 from .probes import DeepCheckResult, deep_check
 from .registry import Busy, DockerSnapshot, Registry
 from .services import RestartRecord, ServiceRuntime
@@ -49,6 +49,16 @@ class Watchdog:
         if not self._may_restart(rt):
             return result, None
         return result, await self.auto_restart(rt, f"deep check failed: {result.detail}")
+
+    def kick_wedged(self, exc: Exception, kind: str = "asr") -> bool:
+        """After a speech service answered 5xx, deep-check every service of its kind;
+        True when `exc` was such an answer."""
+        if not (isinstance(exc, UpstreamHTTPError) and exc.status >= 500):
+            return False
+        for name, rt in self.registry.runtime.items():
+            if rt.spec.kind == kind:
+                self.kick(name)
+        return True
 
     def kick(self, name: str) -> None:
         """Deep-check a service soon, without waiting (e.g. after it answered 500)."""

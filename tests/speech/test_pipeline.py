@@ -3,6 +3,7 @@ server (CPU engine) on generated conversations with ground truth."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,31 @@ def test_openai_transcriptions_through_spark_control_chunked(cpu_server, convers
     assert wer(reference, " ".join(w["word"] for w in chunked["words"])) <= 0.5
     assert [s["id"] for s in chunked["segments"]] == list(range(len(chunked["segments"])))
     assert srt.status_code == 200 and srt.text.startswith("1\n00:00:0")
+
+
+def test_long_four_speaker_job_at_default_chunking(cpu_server, tmp_path):
+    """Over 10 minutes through the jobs API with the default 600 s chunks and 25 s
+    overlap: one identity per voice across the chunks, progress as chunk i of n."""
+    conv = make_conversation(tmp_path / "long", speakers=4, seconds=680, seed=7)
+    spans = plan_chunks(conv.duration, max_s=600, overlap_s=25)
+    assert len(spans) == 2
+    for start, end in spans:  # the test's premise: every voice is heard in every chunk
+        assert {ln.speaker for ln in conv.lines if start <= ln.start < end} == set(conv.speakers)
+    with control(cpu_server, tmp_path) as client, conv.wav.open("rb") as f:
+        job = client.post("/api/audio/jobs", files={"file": ("long.wav", f, "audio/wav")})
+        assert job.status_code == 202, job.text
+        events = job_events(client, job.json()["id"])
+        result = client.get(f"/api/audio/jobs/{job.json()['id']}/result")
+    assert events[-1]["status"] == "done", events[-1]
+    assert (events[-2]["chunk"], events[-2]["chunks"]) == (2, 2)
+    body = result.json()
+    assert body["chunks"] == 2 and body["speakers_detected"] == 4
+    accuracy = word_speaker_accuracy(conv.lines, hyp_words(body))
+    assert accuracy >= 0.85, accuracy
+    assert not any((tmp_path / "data" / "spool").iterdir())
+
+
+def job_events(client: TestClient, job_id: str) -> list[dict]:
+    with client.stream("GET", f"/api/audio/jobs/{job_id}/events") as stream:
+        return [json.loads(line[5:]) for line in stream.iter_lines()
+                if line.startswith("data:")]

@@ -73,3 +73,38 @@ def test_transcriptions_500_is_503_and_bad_format_is_400(client):
     assert failed.status_code == 503 and failed.headers["retry-after"] == "60"
     bad = client.post("/v1/audio/transcriptions", files=files, data={"response_format": "mp3"})
     assert bad.status_code == 400 and "response_format" in bad.json()["detail"]
+
+
+def _chunked_client(tmp_path):
+    settings = Settings(_env_file=None, parakeet_url=ASR, data_dir=tmp_path,
+                        chunk_threshold_s=40, chunk_s=40, chunk_overlap_s=5)
+    return TestClient(create_app(settings))
+
+
+VERBOSE = {"language": "english", "text": "Hi.", "duration": 40.0,
+           "words": [{"word": "Hi.", "start": 5.0, "end": 5.4}],
+           "segments": [{"id": 0, "start": 5.0, "end": 5.4, "text": "Hi."}]}
+
+
+@respx.mock
+def test_a_chunk_that_fails_once_is_retried(tmp_path):
+    route = respx.post(f"{ASR}/v1/audio/transcriptions").mock(side_effect=[
+        httpx.Response(500, text="CUDA error"), httpx.Response(200, json=VERBOSE),
+        httpx.Response(200, json=VERBOSE)])
+    with _chunked_client(tmp_path) as client:
+        response = client.post("/v1/audio/transcriptions", data={"response_format": "json"},
+                               files={"file": ("a.wav", wav_bytes(70.0, tone=200))})
+    assert response.status_code == 200, response.text
+    assert response.json()["text"] == "Hi. Hi."
+    assert route.call_count == 3
+
+
+@respx.mock
+def test_a_chunk_that_fails_twice_is_named_in_the_error(tmp_path):
+    respx.post(f"{ASR}/v1/audio/transcriptions").mock(return_value=httpx.Response(
+        500, text="CUDA error"))
+    with _chunked_client(tmp_path) as client:
+        response = client.post("/v1/audio/transcriptions",
+                               files={"file": ("a.wav", wav_bytes(70.0, tone=200))})
+    assert response.status_code == 503, response.text
+    assert "of 2" in response.json()["detail"] and "failed twice" in response.json()["detail"]

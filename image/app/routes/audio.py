@@ -12,7 +12,7 @@ from fastapi.responses import PlainTextResponse, Response
 from ..errors import NotConfigured, UpstreamHTTPError
 from ..exports import MEDIA_TYPES, render
 from ..media import receive, workdir
-from ..pipeline import SpeakersResult, transcribe_with_speakers
+from ..pipeline import SpeakersResult, runner
 from ..speech_client import SpeechClient
 
 router = APIRouter(prefix="/api/audio", tags=["audio"])
@@ -38,13 +38,11 @@ async def transcribe_speakers(
 
 async def _transcribe(request: Request, file: UploadFile) -> SpeakersResult:
     settings = request.app.state.settings
-    client = speech_client(request)
+    run = runner(speech_client(request), settings)
     async with workdir(settings.data_dir) as work:
         source, duration = await receive(file, work, settings.max_upload_mb)
         async with wedge_recovery(request):
-            return await transcribe_with_speakers(
-                client, source, work, duration, threshold_s=settings.chunk_threshold_s,
-                chunk_s=settings.chunk_s, overlap_s=settings.chunk_overlap_s)
+            return await run(source, work, duration)
 
 
 def speech_client(request: Request) -> SpeechClient:
@@ -60,12 +58,8 @@ async def wedge_recovery(request: Request, kind: str = "asr") -> AsyncIterator[N
     try:
         yield
     except UpstreamHTTPError as exc:
-        if exc.status < 500:
+        if not request.app.state.watchdog.kick_wedged(exc, kind):
             raise
-        registry = request.app.state.registry
-        for name, rt in registry.runtime.items():
-            if rt.spec.kind == kind:
-                request.app.state.watchdog.kick(name)
         raise HTTPException(503, f"the speech server failed ({exc.message}); a deep "
                                  "check was started; retry in a minute",
                             headers={"Retry-After": "60"}) from None
