@@ -43,10 +43,17 @@ def sim_settings(sim: SimSpark2, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+def authed(settings: Settings) -> TestClient:
+    """A test client of a new app that sends the app's bearer token (as API clients do)."""
+    app = create_app(settings)
+    token = app.state.auth.token
+    return TestClient(app, headers={"Authorization": f"Bearer {token}"} if token else {})
+
+
 @contextmanager
 def control(settings: Settings) -> Iterator[TestClient]:
     """spark-control, running (lifespan, pollers and all) against the settings."""
-    with TestClient(create_app(settings)) as client:
+    with authed(settings) as client:
         yield client
 
 

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     magpie_container: str = Field("magpie-tts", pattern=CONTAINER_NAME.pattern)
     magpie_url: str | None = None
     services: list[ServiceSpec] | None = None
+    local_speech: bool = True
+    local_speech_port: int = Field(0, ge=0, le=65535)
 
     max_upload_mb: int = Field(2048, ge=1)
     chunk_threshold_s: float = Field(600.0, gt=0)
@@ -94,6 +96,8 @@ class Settings(BaseSettings):
     jobs_queue_max: int = Field(20, ge=0)
     job_retention_h: float = Field(168.0, gt=0)
     data_dir: Path = Path("data")
+    spark_control_token: str | None = Field(None, min_length=16)
+    auth_disabled: bool = False
     bind_host: str = "0.0.0.0"
     bind_port: int = Field(9999, ge=1, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"

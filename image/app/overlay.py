@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 FileStatus = Literal["in_sync", "drift", "missing"]
-OverallStatus = Literal["in_sync", "drift", "missing", "unreachable"]
+OverallStatus = Literal["in_sync", "drift", "missing", "unreachable", "local"]
 
 
 class OverlayFile(BaseModel):

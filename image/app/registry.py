@@ -20,6 +20,7 @@ from .budget import RestartBudget
 from .config import ServiceSpec, Settings
 from .docker import ContainerInfo, Docker
 from .errors import CommandFailed, ContainerNotFound, NotConfigured, RemoteError
+from .local import LocalProcesses
 from .poller import Poller
 from .probes import HealthResult, fetch_health
 from .services import (Action, ActionView, Observed, RestartRecord, ServiceRuntime,
@@ -43,7 +44,7 @@ class DockerSnapshot:
 
 
 class Registry:
-    def __init__(self, settings: Settings, docker: Docker | None,
+    def __init__(self, settings: Settings, docker: Docker | LocalProcesses | None,
                  http: httpx.AsyncClient) -> None:
         self.settings = settings
         self.docker = docker

@@ -12,15 +12,19 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from . import __version__
-from .config import Settings, load_settings
 from .audio_jobs import AudioJobs
+from .auth import AuthMiddleware, load_auth
+from .config import ServiceSpec, Settings, load_settings
 from .docker import Docker
 from .errors import NotConfigured, install_error_handlers
 from .jobstore import JobStore
+from .local import NAME as LOCAL_NAME
+from .local import LocalProcesses, LocalSpeech, free_port
 from .media import clear_spool
 from .pipeline import SpeakersResult, runner
 from .registry import Registry
-from .routes import audio, audio_jobs as audio_jobs_routes, passthrough, probes, services
+from .routes import audio, login, passthrough, probes, services
+from .routes import audio_jobs as audio_jobs_routes
 from .routes import speech_models as speech_models_routes
 from .speech_client import SpeechClient
 from .speech_models import SpeechModels
@@ -51,14 +55,32 @@ def _audio_jobs(settings: Settings, store: JobStore, client: SpeechClient | None
                      on_fault=watchdog.kick_wedged)
 
 
+def local_speech(settings: Settings) -> LocalSpeech | None:
+    """Local mode: no Spark and no PARAKEET_URL, so run our own speech server."""
+    if settings.remote or settings.parakeet_url or not settings.local_speech:
+        return None
+    port = settings.local_speech_port or free_port()
+    speech = LocalSpeech(settings.overlay_source, port, settings.data_dir / "local-speech.log")
+    settings.parakeet_url = speech.url
+    if settings.services is None:
+        settings.services = [ServiceSpec(name="parakeet-asr", container=LOCAL_NAME,
+                                         url=speech.url, kind="asr")]
+    return speech
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
+    local = local_speech(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ssh = SSHClient(ssh_target(settings)) if settings.remote else None
+        host = (Docker(ssh, settings.docker_argv) if ssh
+                else LocalProcesses(local) if local else None)
+        if local:
+            await local.start()
         async with httpx.AsyncClient() as http:
-            registry = Registry(settings, Docker(ssh, settings.docker_argv) if ssh else None, http)
+            registry = Registry(settings, host, http)
             watchdog = Watchdog(registry)
             speech_models = SpeechModels(settings, registry)
             app.state.speech = (SpeechClient(http, settings.parakeet_url.rstrip("/"),
@@ -84,12 +106,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await registry.stop()
                 if ssh is not None:
                     await ssh.close()
+                if local is not None:
+                    await local.stop(settings.stop_grace_s)
 
     app = FastAPI(title="spark-control", version=__version__, lifespan=lifespan,
                   description="Control plane for the speech services on DGX Spark 2.")
     app.state.settings = settings
+    app.state.auth = load_auth(settings)
+    app.add_middleware(AuthMiddleware, auth=app.state.auth)
     install_error_handlers(app)
     app.include_router(probes.router)
+    app.include_router(login.router)
     app.include_router(services.router)
     app.include_router(speech_models_routes.router)
     app.include_router(audio.router)

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 REAPPLY = ["preflight", "backup", "copy", "verify", "restart", "wait_health", "confirm"]
 RESTART = ["preflight", "restart", "wait_health"]
 BACKUP_DIR = ".spark-control-backup"
+LOCAL = ("drift and reapply apply to the parakeet-asr container on a Spark; no Spark is "
+         "configured (SPARK2_HOST is empty), so the speech server runs the files of "
+         "image/parakeet_patches directly")
 
 
 class SpeechModelsStatus(BaseModel):
@@ -62,6 +65,8 @@ class SpeechModels:
     # -- drift ---------------------------------------------------------------
 
     async def status(self) -> SpeechModelsStatus:
+        if not self.settings.remote:
+            return self._local_status()
         if self.registry.docker_poller.updated_at is None:
             await self.registry.docker_poller.refresh()  # joins the first poll in flight
         await self._fresh_hashes()
@@ -77,6 +82,12 @@ class SpeechModels:
             status=state, detail=detail, files=files, health=service.health,
             models=service.models, container=service.container,
             checked_at=self.hashes.updated_at, running_job=self._running_id())
+
+    def _local_status(self) -> SpeechModelsStatus:
+        service = self.registry.status(self._runtime().spec.name)
+        return SpeechModelsStatus(
+            status="local", detail=LOCAL, files=[], health=service.health,
+            models=service.models, container=None, checked_at=None, running_job=None)
 
     async def _fresh_hashes(self) -> None:
         age = time.time() - (self.hashes.updated_at or 0)
@@ -291,14 +302,14 @@ class SpeechModels:
             raise StepFailed(f"`{' '.join(argv[:2])} …` failed: {_last_lines(result.stderr)}")
 
     def _docker(self):  # type: ignore[no-untyped-def]
-        if self.registry.docker is None:
-            raise NotConfigured("drift and reapply apply to the parakeet-asr container on a "
-                                "Spark; no Spark is configured (SPARK2_HOST is empty)")
+        if not self.settings.remote or self.registry.docker is None:
+            raise NotConfigured(LOCAL)
         return self.registry.docker
 
     def _runtime(self) -> ServiceRuntime:
         for rt in self.registry.runtime.values():
-            if rt.spec.container == self.settings.parakeet_container:
+            if rt.spec.container == self.settings.parakeet_container or (
+                    not self.settings.remote and rt.spec.kind == "asr"):
                 return rt
         raise NotConfigured(f"no service uses the container {self.settings.parakeet_container}")
 

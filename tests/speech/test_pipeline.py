@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.config import Settings
-from app.server import create_app
+from helpers import authed
 from app.stitching import plan_chunks
 from testaudio.evaluate import wer, word_speaker_accuracy
 from testaudio.generate import make_conversation
@@ -19,7 +19,7 @@ from testaudio.generate import make_conversation
 def control(server, tmp_path: Path, **extra) -> TestClient:
     settings = Settings(_env_file=None, parakeet_url=server.url, data_dir=tmp_path / "data",
                         **extra)
-    return TestClient(create_app(settings))
+    return authed(settings)
 
 
 def hyp_words(body: dict) -> list[tuple[str, float, float, str]]:

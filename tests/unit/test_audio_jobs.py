@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.jobstore import JobStore
-from app.server import create_app
+from helpers import authed
 from fake_speech import DIAR, URL, WORDS
 from speech_audio import wav_bytes
 
@@ -60,7 +60,7 @@ def slow(seconds: float, answer: dict):
 def test_job_runs_to_done_with_progress_and_result_in_every_format(tmp_path):
     respx.post(f"{URL}/v1/audio/transcriptions").respond(json=WORDS)
     respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
-    with TestClient(create_app(settings(tmp_path))) as client:
+    with authed(settings(tmp_path)) as client:
         job = submit(client)
         assert job["status"] in ("queued", "running") and job["filename"] == "talk.wav"
         stream = events(client, job["id"])
@@ -80,7 +80,7 @@ def test_chunked_job_reports_chunk_i_of_n(tmp_path):
     respx.post(f"{URL}/v1/audio/transcriptions").respond(json=WORDS)
     respx.post(f"{URL}/v1/audio/diarize-chunk").respond(json={**DIAR, "fingerprints": {}})
     s = settings(tmp_path, chunk_threshold_s=40, chunk_s=40, chunk_overlap_s=5, max_upload_mb=8)
-    with TestClient(create_app(s)) as client:
+    with authed(s) as client:
         stream = events(client, submit(client, seconds=100)["id"])
     chunks = [(e["chunk"], e["chunks"]) for name, e in stream if e["stage"] == "transcribing"]
     assert chunks[-1] == (3, 3), stream
@@ -92,10 +92,10 @@ def test_chunked_job_reports_chunk_i_of_n(tmp_path):
 def test_finished_results_survive_a_restart(tmp_path):
     respx.post(f"{URL}/v1/audio/transcriptions").respond(json=WORDS)
     respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
-    with TestClient(create_app(settings(tmp_path))) as client:
+    with authed(settings(tmp_path)) as client:
         job_id = submit(client)["id"]
         assert events(client, job_id)[-1][0] == "done"
-    with TestClient(create_app(settings(tmp_path))) as client:
+    with authed(settings(tmp_path)) as client:
         assert client.get(f"/api/audio/jobs/{job_id}").json()["status"] == "done"
         result = client.get(f"/api/audio/jobs/{job_id}/result").json()
         assert result["segments"][0]["speaker"] == "Speaker_0"
@@ -106,10 +106,10 @@ def test_finished_results_survive_a_restart(tmp_path):
 def test_a_job_cut_by_a_shutdown_is_failed_with_the_reason(tmp_path):
     respx.post(f"{URL}/v1/audio/transcriptions").mock(side_effect=slow(30, WORDS))
     respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
-    with TestClient(create_app(settings(tmp_path))) as client:
+    with authed(settings(tmp_path)) as client:
         job_id = submit(client)["id"]
         wait_status(client, job_id, "running")
-    with TestClient(create_app(settings(tmp_path))) as client:
+    with authed(settings(tmp_path)) as client:
         job = client.get(f"/api/audio/jobs/{job_id}").json()
         assert job["status"] == "failed" and "stopped while this job was running" in job["error"]
         response = client.get(f"/api/audio/jobs/{job_id}/result")
@@ -124,7 +124,7 @@ def test_a_job_left_running_by_a_killed_process_is_failed_at_the_next_start(tmp_
     asyncio.run(store.save("killed1", json.dumps(state), "running", state["created_at"], None))
     store.close()
     (tmp_path / "spool" / "job-killed1-x").mkdir(parents=True)
-    with TestClient(create_app(settings(tmp_path))) as client:
+    with authed(settings(tmp_path)) as client:
         job = client.get("/api/audio/jobs/killed1").json()
     assert job["status"] == "failed"
     assert "restarted while this job was running" in job["error"]
@@ -135,7 +135,7 @@ def test_a_job_left_running_by_a_killed_process_is_failed_at_the_next_start(tmp_
 def test_results_expire_after_the_retention(tmp_path):
     respx.post(f"{URL}/v1/audio/transcriptions").respond(json=WORDS)
     respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
-    with TestClient(create_app(settings(tmp_path, job_retention_h=0.5 / 3600))) as client:
+    with authed(settings(tmp_path, job_retention_h=0.5 / 3600)) as client:
         job = submit(client)
         done = events(client, job["id"])[-1][1]
         assert done["expires_at"] == pytest.approx(done["finished_at"] + 0.5)
@@ -149,7 +149,7 @@ def test_results_expire_after_the_retention(tmp_path):
 def test_delete_cancels_a_running_job_and_forgets_it(tmp_path):
     respx.post(f"{URL}/v1/audio/transcriptions").mock(side_effect=slow(30, WORDS))
     respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
-    with TestClient(create_app(settings(tmp_path))) as client:
+    with authed(settings(tmp_path)) as client:
         job_id = submit(client)["id"]
         wait_status(client, job_id, "running")
         result = client.get(f"/api/audio/jobs/{job_id}/result")
@@ -164,7 +164,7 @@ def test_delete_cancels_a_running_job_and_forgets_it(tmp_path):
 def test_queue_limit_refuses_with_429_instead_of_accepting(tmp_path):
     respx.post(f"{URL}/v1/audio/transcriptions").mock(side_effect=slow(30, WORDS))
     respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
-    with TestClient(create_app(settings(tmp_path, jobs_running=1, jobs_queue_max=1))) as client:
+    with authed(settings(tmp_path, jobs_running=1, jobs_queue_max=1)) as client:
         first = submit(client)["id"]
         wait_status(client, first, "running")
         second = submit(client)
@@ -181,7 +181,7 @@ def test_a_chunk_failing_twice_fails_the_job_naming_the_chunk(tmp_path):
     respx.post(f"{URL}/v1/audio/transcriptions").respond(json=WORDS)
     diarize = respx.post(f"{URL}/v1/audio/diarize-chunk").respond(500, text="CUDA error")
     s = settings(tmp_path, chunk_threshold_s=40, chunk_s=40, chunk_overlap_s=5, max_upload_mb=8)
-    with TestClient(create_app(s)) as client:
+    with authed(s) as client:
         final = events(client, submit(client, seconds=70)["id"])[-1]
     assert final[0] == "failed"
     assert "failed twice" in final[1]["error"] and "CUDA error" in final[1]["error"]
@@ -197,7 +197,7 @@ def test_a_chunk_failing_twice_fails_the_job_naming_the_chunk(tmp_path):
     (wav_bytes(40.0), 413, "MAX_UPLOAD_MB"),
 ], ids=["empty", "text", "zero-duration", "too-big"])
 def test_bad_uploads_are_refused_before_a_job_exists(tmp_path, data, status, words):
-    with TestClient(create_app(settings(tmp_path))) as client:
+    with authed(settings(tmp_path)) as client:
         response = client.post("/api/audio/jobs", files={"file": ("x.wav", data, "audio/wav")})
         assert response.status_code == status and words in response.json()["detail"]
         assert client.get("/api/audio/jobs").json()["jobs"] == []
@@ -206,13 +206,13 @@ def test_bad_uploads_are_refused_before_a_job_exists(tmp_path, data, status, wor
 
 @pytest.mark.parametrize("path", ["", "/events", "/result"])
 def test_unknown_job_is_404(tmp_path, path):
-    with TestClient(create_app(settings(tmp_path))) as client:
+    with authed(settings(tmp_path)) as client:
         response = client.get(f"/api/audio/jobs/nope{path}")
     assert response.status_code == 404 and "nope" in response.json()["detail"]
 
 
 def test_jobs_without_a_speech_server_are_503(tmp_path):
-    with TestClient(create_app(Settings(_env_file=None, data_dir=tmp_path))) as client:
+    with authed(Settings(_env_file=None, data_dir=tmp_path, local_speech=False)) as client:
         response = client.post("/api/audio/jobs",
                                files={"file": ("a.wav", wav_bytes(1.0), "audio/wav")})
     assert response.status_code == 503 and "PARAKEET_URL" in response.json()["detail"]

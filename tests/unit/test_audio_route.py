@@ -11,7 +11,7 @@ import respx
 from fastapi.testclient import TestClient
 
 from app.config import Settings
-from app.server import create_app
+from helpers import authed
 from fake_speech import DIAR, URL, WORDS
 from speech_audio import wav_bytes
 
@@ -19,7 +19,7 @@ from speech_audio import wav_bytes
 @pytest.fixture
 def client(tmp_path):
     settings = Settings(_env_file=None, parakeet_url=URL, data_dir=tmp_path, max_upload_mb=1)
-    with TestClient(create_app(settings)) as c:
+    with authed(settings) as c:
         yield c
     spool = tmp_path / "spool"
     assert not spool.exists() or not any(spool.iterdir())  # every path cleans up
@@ -74,7 +74,7 @@ def test_speech_server_faults(client, fault, status, words):
 
 
 def test_no_speech_server_configured_is_503(tmp_path):
-    with TestClient(create_app(Settings(_env_file=None, data_dir=tmp_path))) as c:
+    with authed(Settings(_env_file=None, data_dir=tmp_path, local_speech=False)) as c:
         response = post(c, wav_bytes(1.0))
     assert response.status_code == 503
     assert "PARAKEET_URL" in response.json()["detail"]

@@ -9,7 +9,7 @@ import respx
 from fastapi.testclient import TestClient
 
 from app.config import Settings
-from app.server import create_app
+from helpers import authed
 from speech_audio import wav_bytes
 
 ASR, TTS = "http://asr.test:8000", "http://tts.test:9000"
@@ -18,7 +18,7 @@ ASR, TTS = "http://asr.test:8000", "http://tts.test:9000"
 @pytest.fixture
 def client(tmp_path):
     settings = Settings(_env_file=None, parakeet_url=ASR, magpie_url=TTS, data_dir=tmp_path)
-    with TestClient(create_app(settings)) as c:
+    with authed(settings) as c:
         yield c
 
 
@@ -78,7 +78,7 @@ def test_transcriptions_500_is_503_and_bad_format_is_400(client):
 def _chunked_client(tmp_path):
     settings = Settings(_env_file=None, parakeet_url=ASR, data_dir=tmp_path,
                         chunk_threshold_s=40, chunk_s=40, chunk_overlap_s=5)
-    return TestClient(create_app(settings))
+    return authed(settings)
 
 
 VERBOSE = {"language": "english", "text": "Hi.", "duration": 40.0,

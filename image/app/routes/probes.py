@@ -27,15 +27,16 @@ async def livez() -> dict[str, str]:
 async def readyz(request: Request) -> JSONResponse:
     """Ready when Spark 2 answers over SSH and parakeet-asr is healthy (cached polls)."""
     registry: Registry = request.app.state.registry
-    checks = {"ssh": _ssh_check(registry), "parakeet-asr": _asr_check(registry)}
+    checks = {"ssh" if registry.settings.remote else "local": _ssh_check(registry),
+              "parakeet-asr": _asr_check(registry)}
     ready = all(value == "ok" for value in checks.values())
     body = Readiness(ready=ready, checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
 
 def _ssh_check(registry: Registry) -> str:
-    if registry.docker is None:
-        return "no Spark configured (SPARK2_HOST is empty)"
+    if not registry.settings.remote:
+        return "ok" if registry.docker is not None else "no Spark and no local speech server"
     poller = registry.docker_poller
     if poller.error is not None:
         return poller.error.message

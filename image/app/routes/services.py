@@ -52,7 +52,11 @@ async def list_services(request: Request) -> ServicesResponse:
     """Every service as last polled; never waits on Spark 2."""
     registry = _registry(request)
     poller = registry.docker_poller
-    if poller.error is not None:
+    if not registry.settings.remote:
+        host = HostView(host="localhost", reachable=None, checked_at=poller.updated_at,
+                        detail="local mode: no Spark is configured (SPARK2_HOST is empty); "
+                               "the speech server runs on this machine")
+    elif poller.error is not None:
         host = HostView(host=registry.settings.spark2_host, reachable=False,
                         detail=poller.error.message, checked_at=poller.updated_at)
     else:

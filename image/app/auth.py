@@ -1,0 +1,145 @@
+"""Who may use the API: a bearer token for programs, a session cookie for browsers,
+and a same-origin check on every state-changing request from a browser.
+
+The token is SPARK_CONTROL_TOKEN, or one made on first start and kept in
+DATA_DIR/auth-token (the login URL is logged once, when it is made). The session
+cookie is an HMAC of the token, so it survives restarts and dies with the token.
+AUTH_DISABLED=true turns the token off for a trusted LAN (logged at every start);
+the same-origin check stays on, since it is what stops another site's page from
+driving a LAN service through the user's browser.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .config import Settings
+
+log = logging.getLogger(__name__)
+
+COOKIE = "spark_control_session"
+OPEN_PATHS = ("/livez", "/readyz", "/login", "/logout", "/docs", "/openapi.json")
+PROTECTED_PREFIXES = ("/api/", "/v1/", "/metrics")
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+@dataclass(frozen=True)
+class Auth:
+    token: str | None  # None: auth disabled
+
+    def session_value(self) -> str:
+        assert self.token is not None
+        return hmac.new(self.token.encode(), b"spark-control session", hashlib.sha256).hexdigest()
+
+    def token_ok(self, candidate: str) -> bool:
+        return self.token is not None and hmac.compare_digest(candidate.encode(),
+                                                              self.token.encode())
+
+    def cookie_ok(self, candidate: str) -> bool:
+        return self.token is not None and hmac.compare_digest(candidate.encode(),
+                                                              self.session_value().encode())
+
+
+def load_auth(settings: Settings) -> Auth:
+    if settings.auth_disabled:
+        log.warning("AUTH_DISABLED is set: anyone who can reach port %d can control Spark 2",
+                    settings.bind_port)
+        return Auth(None)
+    if settings.spark_control_token:
+        return Auth(settings.spark_control_token)
+    return Auth(_stored_token(settings))
+
+
+def _stored_token(settings: Settings) -> str:
+    path = settings.data_dir / "auth-token"
+    if path.is_file() and (token := path.read_text().strip()):
+        return token
+    token = secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    log.warning("made an access token (kept in %s); log in once at "
+                "http://localhost:%d/login?token=%s", path, settings.bind_port, token)
+    return token
+
+
+class AuthMiddleware:
+    """Pure ASGI (not BaseHTTPMiddleware), so SSE streams pass through untouched."""
+
+    def __init__(self, app: ASGIApp, auth: Auth) -> None:
+        self.app = app
+        self.auth = auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = Headers(scope=scope)
+        refusal = self._refusal(scope, headers)
+        if refusal is None:
+            return await self.app(scope, receive, send)
+        status, message, kind = refusal
+        await _json(send, status, {"detail": message, "error": kind},
+                    {"www-authenticate": "Bearer"} if status == 401 else {})
+
+    def _refusal(self, scope: Scope, headers: Headers) -> tuple[int, str, str] | None:
+        path, method = scope["path"], scope["method"]
+        bearer = _bearer(headers)
+        if method in UNSAFE and bearer is None and not same_origin(headers, scope):
+            return 403, ("cross-origin request refused: state-changing requests must come "
+                         "from spark-control's own pages or carry a bearer token"), "csrf"
+        if self.auth.token is None or not path.startswith(PROTECTED_PREFIXES):
+            return None
+        if bearer is not None and self.auth.token_ok(bearer):
+            return None
+        if self.auth.cookie_ok(_cookie(headers)):
+            return None
+        return 401, ("authentication required: send 'Authorization: Bearer <token>' "
+                     "(SPARK_CONTROL_TOKEN or DATA_DIR/auth-token) or log in at /login"), \
+            "unauthorized"
+
+
+def same_origin(headers: Headers, scope: Scope) -> bool:
+    """Origin (or, lacking it, Referer) names this host. A request with neither is a
+    program, not a page in a browser (browsers send Origin on every unsafe fetch)."""
+    if headers.get("sec-fetch-site") in ("cross-site", "same-site"):
+        return False
+    source = headers.get("origin") or headers.get("referer")
+    if source is None:
+        return True
+    if source == "null":
+        return False
+    host = headers.get("host", "")
+    return urlsplit(source).netloc == host
+
+
+def _bearer(headers: Headers) -> str | None:
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def _cookie(headers: Headers) -> str:
+    for part in headers.get("cookie", "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == COOKIE:
+            return value
+    return ""
+
+
+async def _json(send: Send, status: int, body: dict[str, str],
+                extra: dict[str, str]) -> None:
+    data = json.dumps(body).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    raw += [(k.encode(), v.encode()) for k, v in extra.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": data})

@@ -1,0 +1,106 @@
+"""Local mode: no Spark configured, so spark-control runs the project's speech server
+(CPU engine) as a supervised child process, and the main job still works."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from app.config import Settings
+from helpers import authed, wait_for
+from sim.spark2 import free_ports
+
+
+def local_settings(tmp_path: Path, **extra) -> Settings:
+    return Settings(_env_file=None, data_dir=tmp_path / "data", poll_interval_s=0.5,
+                    stop_grace_s=3, **extra)
+
+
+def asr(client) -> dict:
+    return client.get("/api/services/parakeet-asr").json()
+
+
+def test_local_mode_serves_transcription_with_speakers(conversation, tmp_path):
+    with authed(local_settings(tmp_path)) as client:
+        wait_for(lambda: asr(client)["state"] == "healthy", timeout=120,
+                 what="the local speech server to load")
+        service = asr(client)
+        assert service["url"].startswith("http://127.0.0.1:")
+        assert service["memory"]["usage_bytes"] > 50 * 2**20  # read from /proc
+        assert client.get("/readyz").status_code == 200
+        with conversation.wav.open("rb") as f:
+            response = client.post("/api/audio/transcribe-with-speakers",
+                                   files={"file": ("c.wav", f, "audio/wav")})
+        assert response.status_code == 200, response.text
+        assert response.json()["speakers_detected"] == 3
+        models = client.get("/api/speech-models").json()
+        assert models["status"] == "local" and "Spark" in models["detail"]
+        reapply = client.post("/api/speech-models/reapply")
+        assert reapply.status_code == 503 and "apply to" in reapply.json()["detail"]
+
+
+def test_local_server_is_stopped_started_and_revived_when_it_dies(tmp_path):
+    with authed(local_settings(tmp_path)) as client:
+        wait_for(lambda: asr(client)["state"] == "healthy", timeout=120, what="healthy")
+        pid = asr(client)["container"] and _pid(client)
+        stopped = client.post("/api/services/parakeet-asr/stop")
+        assert stopped.status_code == 200, stopped.text
+        assert asr(client)["state"] == "stopped"
+        assert not _alive(pid)
+        assert client.post("/api/services/parakeet-asr/start").status_code == 200
+        wait_for(lambda: asr(client)["state"] == "healthy", timeout=120, what="healthy again")
+        os.kill(_pid(client), signal.SIGKILL)  # dies by itself, as far as we know
+        wait_for(lambda: asr(client)["restart_count"] == 1, timeout=30, what="a revival")
+        wait_for(lambda: asr(client)["state"] == "healthy", timeout=120, what="revived")
+    assert not _alive(_pid_from_log(tmp_path))  # stopped with spark-control
+
+
+def test_the_run_command_serves_local_mode_on_its_own(tmp_path):
+    """What `scripts/run` ends in: `python -m app.cli` with nothing configured."""
+    port = free_ports(1)[0]
+    env = {**os.environ, "DATA_DIR": str(tmp_path / "data"), "SPARK2_HOST": "",
+           "PARAKEET_URL": "", "POLL_INTERVAL_S": "0.5"}
+    env.pop("PARAKEET_URL")
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "--host", "127.0.0.1",
+                             "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _get(f"{url}/readyz") == 200, timeout=120, what="readyz")
+        token = (tmp_path / "data" / "auth-token").read_text().strip()
+        services = httpx.get(f"{url}/api/services", headers={"Authorization": f"Bearer {token}"})
+        assert services.json()["services"][0]["state"] == "healthy"
+        assert httpx.get(f"{url}/api/services").status_code == 401
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output = proc.communicate(timeout=30)[0].decode()
+    assert f"login?token={token}" in output  # the login URL, printed once
+
+
+def _get(url: str) -> int | None:
+    try:
+        return httpx.get(url, timeout=2).status_code
+    except httpx.TransportError:
+        return None
+
+
+def _pid(client) -> int:
+    return client.app.state.registry.docker.speech.proc.pid
+
+
+def _pid_from_log(tmp_path: Path) -> int:
+    log = (tmp_path / "data" / "local-speech.log").read_text()
+    return int(log.split("Started server process [")[-1].split("]")[0])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
