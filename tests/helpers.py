@@ -65,3 +65,16 @@ def service(client: TestClient, name: str) -> dict[str, Any]:
 
 def inspect(sim: SimSpark2, container: str, template: str) -> str:
     return sim.docker("inspect", "--format", template, container).stdout.decode().strip()
+
+
+def metric(client: TestClient, sample: str, **labels: str) -> float:
+    """One sample's value from the app's /metrics (0 when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = client.get("/metrics")
+    assert response.status_code == 200, response.text
+    for family in text_string_to_metric_families(response.text):
+        for s in family.samples:
+            if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()):
+                return float(s.value)
+    return 0.0

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from .errors import RemoteError
 from .jobstore import JobStore
+from .metrics import JOB_SECONDS, JOBS
 from .pipeline import Progress, Runner, SpeakersResult
 
 log = logging.getLogger(__name__)
@@ -219,6 +220,8 @@ class AudioJobs:
         job.status, job.stage, job.error = status, status, error
         job.finished_at = time.time()
         job.expires_at = job.finished_at + self.retention_s
+        JOBS.labels(status).inc()
+        JOB_SECONDS.labels(status).observe(job.finished_at - job.created_at)
         if status == "done":
             job.percent = 100.0
         log.info("audio job %s %s%s", job.id, status, f": {error}" if error else "")

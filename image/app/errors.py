@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from .metrics import REMOTE_ERRORS
+
 
 class RemoteError(Exception):
     status_code = 502
@@ -35,6 +37,7 @@ class RemoteError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        REMOTE_ERRORS.labels(self.kind).inc()  # counted once, where the failure is seen
 
 
 class NotConfigured(RemoteError):

@@ -21,6 +21,7 @@ from .config import ServiceSpec, Settings
 from .docker import ContainerInfo, Docker
 from .errors import CommandFailed, ContainerNotFound, NotConfigured, RemoteError
 from .local import LocalProcesses
+from .metrics import RESTARTS
 from .poller import Poller
 from .probes import HealthResult, fetch_health
 from .services import (Action, ActionView, Observed, RestartRecord, ServiceRuntime,
@@ -157,6 +158,7 @@ class Registry:
             record.outcome = f"failed: {exc.message}"
             raise
         record.outcome = "ok"
+        RESTARTS.labels(rt.spec.name, action, by).inc()
         return record
 
     async def _do(self, rt: ServiceRuntime, action: Action) -> None:

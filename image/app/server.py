@@ -20,7 +20,9 @@ from .errors import NotConfigured, install_error_handlers
 from .jobstore import JobStore
 from .local import NAME as LOCAL_NAME
 from .local import LocalProcesses, LocalSpeech, free_port
+from .logs import RequestIdMiddleware
 from .media import clear_spool
+from .metrics import MetricsMiddleware
 from .pipeline import SpeakersResult, runner
 from .registry import Registry
 from .routes import audio, login, passthrough, probes, services
@@ -114,6 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.auth = load_auth(settings)
     app.add_middleware(AuthMiddleware, auth=app.state.auth)
+    app.add_middleware(MetricsMiddleware)  # outside auth: refusals are counted too
+    app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     app.include_router(probes.router)
     app.include_router(login.router)

@@ -98,6 +98,7 @@ class ServiceRuntime:
     restarts_here: int = 0
     history: deque[RestartRecord] = field(default_factory=lambda: deque(maxlen=50))
     cap_error: str | None = None
+    oom_seen: str | None = None  # finished_at of the last OOM kill counted
     budget: RestartBudget = field(default_factory=lambda: RestartBudget(3, 1800))
 
 

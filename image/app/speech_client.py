@@ -17,6 +17,7 @@ import httpx
 
 from .errors import RemoteTimeout, UpstreamHTTPError, UpstreamUnavailable
 from .merge import SpeakerTurn, TimedWord
+from .metrics import GPU_IN_FLIGHT
 
 
 class SpeechClient:
@@ -63,6 +64,7 @@ class SpeechClient:
         url = f"{self.url}{path}"
         async with self.gate:
             try:
+                GPU_IN_FLIGHT.inc()
                 with wav.open("rb") as f:
                     response = await self.http.post(
                         url, files={"file": (wav.name, f, "audio/wav")}, data=form,
@@ -73,6 +75,8 @@ class SpeechClient:
             except httpx.TransportError as exc:
                 raise UpstreamUnavailable(f"cannot reach the speech server at {self.url}: "
                                           f"{exc or type(exc).__name__}") from None
+            finally:
+                GPU_IN_FLIGHT.dec()
         if response.status_code >= 400:
             raise UpstreamHTTPError(url, response.status_code, response.text)
         try:

@@ -12,6 +12,7 @@ import asyncio
 import logging
 
 from .errors import RemoteError, UpstreamHTTPError
+from .metrics import OOM_KILLS
 from .probes import DeepCheckResult, deep_check
 from .registry import Busy, DockerSnapshot, Registry
 from .services import RestartRecord, ServiceRuntime
@@ -93,7 +94,12 @@ class Watchdog:
         # Runs inside the docker poll: restarts go to tasks, since they refresh that poller.
         for rt in self.registry.runtime.values():
             info = snapshot.containers.get(rt.spec.container)
-            if info is None or not info.killed_for_memory or rt.spec.name in self._pending:
+            if info is None or not info.killed_for_memory:
+                continue
+            if rt.oom_seen != info.finished_at:  # one count per kill, not per poll
+                rt.oom_seen = info.finished_at
+                OOM_KILLS.labels(rt.spec.name).inc()
+            if rt.spec.name in self._pending:
                 continue
             if self._may_restart(rt):
                 cap = rt.spec.memory_limit or f"{info.memory_limit} bytes"

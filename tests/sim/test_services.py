@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from helpers import control, inspect, service, sim_settings, wait_for
+from helpers import control, inspect, metric, service, sim_settings, wait_for
 
 pytestmark = pytest.mark.sim
 CAP = 600 * 1024**2  # the CPU engine uses ~270 MB after a 45 s file
@@ -96,9 +96,15 @@ def test_memory_cap_is_enforced_and_oom_is_reported(sim):
 def test_watchdog_restarts_oom_killed_service(sim):
     with control(sim_settings(sim)) as client:
         wait_for(lambda: service(client, "parakeet-asr")["memory"]["cap_enforced"], what="cap")
+        kills = metric(client, "spark_control_service_oom_kills_total", service="parakeet-asr")
+        labels = {"service": "parakeet-asr", "action": "restart", "by": "watchdog"}
+        restarts = metric(client, "spark_control_service_restarts_total", **labels)
         assert _allocate_in_server(sim, "parakeet-asr", mb=1000) == 137
         asr = wait_for(lambda: (s := service(client, "parakeet-asr"))["history"] and
                        s["state"] == "healthy" and s, timeout=30, what="auto-restart")
+        assert metric(client, "spark_control_service_oom_kills_total",
+                      service="parakeet-asr") == kills + 1
+        assert metric(client, "spark_control_service_restarts_total", **labels) == restarts + 1
     record = asr["history"][-1]
     assert record["by"] == "watchdog" and record["outcome"] == "ok"
     assert "OOM" in record["reason"]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
+from ..metrics import exposition
 from ..registry import Registry
 
 router = APIRouter(tags=["probes"])
@@ -49,3 +50,10 @@ def _asr_check(registry: Registry) -> str:
         return "no ASR service configured"
     status = registry.status(asr[0])
     return "ok" if status.state == "healthy" else f"{status.state}: {status.state_detail}"
+
+
+@router.get("/metrics", response_class=Response, tags=["operations"])
+async def metrics() -> Response:
+    """Prometheus metrics (needs the token, like the API)."""
+    body, content_type = exposition()
+    return Response(body, media_type=content_type)
