@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .errors import ContainerNotFound
+from .shell import RemoteShell
 from .ssh import CommandResult, SSHClient
 
 _NOT_FOUND = re.compile(r"No such (?:container|object): (\S+)")
@@ -67,6 +68,7 @@ class ContainerInfo:
 class Docker:
     def __init__(self, ssh: SSHClient, docker_argv: Sequence[str]) -> None:
         self.ssh = ssh
+        self.shell = RemoteShell(ssh)
         self.prefix = list(docker_argv)
 
     async def inspect_many(self, names: Sequence[str]) -> dict[str, ContainerInfo | None]:
@@ -121,6 +123,13 @@ class Docker:
         """Run argv inside the container; the result keeps a non-zero exit for the caller."""
         flags = ["-i"] if input is not None else []
         result = await self._run(["exec", *flags, name, *argv], input=input, timeout=timeout)
+        _raise_if_missing(result, name)
+        return result
+
+    async def exec_quick(self, name: str, argv: Sequence[str],
+                         timeout: float | None = None) -> CommandResult:
+        """`exec` for a short read without stdin, through the long-lived shell."""
+        result = await self.shell.run(self.prefix + ["exec", name, *argv], timeout=timeout)
         _raise_if_missing(result, name)
         return result
 

@@ -106,6 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await speech_models.stop()
                 await watchdog.stop()
                 await registry.stop()
+                if isinstance(host, Docker):
+                    await host.shell.close()
                 if ssh is not None:
                     await ssh.close()
                 if local is not None:

@@ -96,8 +96,8 @@ class SpeechModels:
 
     async def _fetch_hashes(self) -> dict[str, str]:
         docker = self._docker()
-        result = await docker.exec(self._container(), ["sha256sum", "--",
-                                                       *self.manifest.remote_paths])
+        result = await docker.exec_quick(self._container(), ["sha256sum", "--",
+                                                             *self.manifest.remote_paths])
         hashes = parse_sha256sum(result.stdout.decode("utf-8", "replace"))
         if not result.ok and "No such file" not in result.stderr:
             result.check()  # the container is not running, or sha256sum is missing

@@ -22,7 +22,7 @@ from .errors import AuthFailed, CommandFailed, HostKeyRejected, HostUnreachable,
 log = logging.getLogger(__name__)
 logging.getLogger("asyncssh").setLevel(logging.WARNING)  # it logs every channel at INFO
 
-MAX_CHANNELS = 8  # below sshd's default MaxSessions of 10
+MAX_CHANNELS = 8  # with RemoteShell's one: below sshd's default MaxSessions of 10
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,17 @@ class SSHClient:
                                       f"{exc.reason}") from None
         stderr = (done.stderr or b"").decode("utf-8", "replace")
         return CommandResult(list(argv), done.exit_status, bytes(done.stdout or b""), stderr)
+
+    async def open_process(self, command: str) -> asyncssh.SSHClientProcess[bytes]:
+        """A long-lived process with binary streams (see shell.RemoteShell); it holds
+        one session, outside the MAX_CHANNELS used by `run`."""
+        conn = await self._connection()
+        try:
+            return await conn.create_process(command, encoding=None)
+        except (asyncssh.ChannelOpenError, asyncssh.ConnectionLost, OSError) as exc:
+            await self._drop(conn)
+            raise HostUnreachable(f"{self.target.address} refused a new SSH session: "
+                                  f"{exc}") from None
 
     async def connected(self) -> bool:
         """Connect if needed; True when the host answers, False otherwise."""

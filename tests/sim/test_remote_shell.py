@@ -1,0 +1,76 @@
+"""The long-lived remote shell against a real sshd: exact output, exit status,
+stderr, quoting, timeouts and a lost session."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import pytest
+
+from app.errors import HostUnreachable, RemoteTimeout
+from app.server import ssh_target
+from app.shell import RemoteShell
+from app.ssh import SSHClient
+from helpers import sim_settings
+
+pytestmark = pytest.mark.sim
+
+
+async def _session(sim, steps):
+    ssh = SSHClient(ssh_target(sim_settings(sim)))
+    shell = RemoteShell(ssh)
+    try:
+        return await steps(shell, ssh)
+    finally:
+        await shell.close()
+        await ssh.close()
+
+
+def test_output_status_and_stderr_are_split_exactly(sim):
+    async def steps(shell, _):
+        return [await shell.run(["printf", "a\nb"]),
+                await shell.run(["printf", "line\n"]),
+                await shell.run(["sh", "-c", "echo oops >&2; exit 3"]),
+                await shell.run(["printf", ""])]
+
+    no_newline, newline, failing, empty = asyncio.run(_session(sim, steps))
+    assert (no_newline.stdout, no_newline.exit_status) == (b"a\nb", 0)
+    assert newline.stdout == b"line\n"
+    assert failing.exit_status == 3 and failing.stderr == "oops\n" and failing.stdout == b""
+    assert empty.stdout == b"" and empty.ok
+
+
+def test_arguments_are_never_shell_syntax(sim):
+    marker = f"/tmp/pwned-{uuid.uuid4().hex}"
+
+    async def steps(shell, _):
+        return await shell.run(["echo", f"$(touch {marker}); `touch {marker}` && touch {marker}"])
+
+    result = asyncio.run(_session(sim, steps))
+    assert result.stdout.decode().startswith("$(touch")
+    assert not os.path.exists(marker)  # sshd runs on this machine: same /tmp
+
+
+def test_a_timeout_closes_the_shell_and_the_next_command_works(sim):
+    async def steps(shell, _):
+        with pytest.raises(RemoteTimeout, match="did not finish within 0.5 s"):
+            await shell.run(["sleep", "5"], timeout=0.5)
+        return await shell.run(["echo", "after"])
+
+    assert asyncio.run(_session(sim, steps)).stdout == b"after\n"
+
+
+def test_a_lost_session_is_unreachable_then_reopened(sim):
+    async def steps(shell, ssh):
+        await shell.run(["true"])
+        shell._proc.stdin.write(b"exit 0\n")  # the remote shell goes away under us
+        await asyncio.sleep(0.3)
+        try:
+            await shell.run(["echo", "x"])
+        except HostUnreachable:
+            pass
+        return await shell.run(["echo", "again"])
+
+    assert asyncio.run(_session(sim, steps)).stdout == b"again\n"
