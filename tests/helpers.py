@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,7 +39,7 @@ def sim_settings(sim: SimSpark2, **overrides: Any) -> Settings:
     values.update(poll_interval_s=0.5, health_timeout_s=2, ssh_connect_timeout_s=2,
                   deep_check_timeout_s=3, deep_check_interval_s=3600, stop_grace_s=2,
                   startup_grace_s=30, parakeet_memory_limit="600m",
-                  data_dir=Path(sim.state.root) / "control-data")
+                  data_dir=Path(tempfile.mkdtemp(prefix="control-", dir=sim.state.root)))
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 

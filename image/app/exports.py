@@ -7,6 +7,8 @@ which has no such markup, as a "Speaker_0: " prefix.
 from __future__ import annotations
 
 import io
+import re
+from pathlib import PurePath
 
 import webvtt
 
@@ -14,6 +16,12 @@ from .pipeline import SpeakersResult
 
 MEDIA_TYPES = {"srt": "application/x-subrip", "vtt": "text/vtt",
                "rttm": "text/plain", "txt": "text/plain"}
+
+
+def file_id(filename: str | None) -> str:
+    """An RTTM file id from an upload's name: its stem, with nothing but [A-Za-z0-9._-]."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", PurePath(filename or "").stem).strip("._")
+    return stem or "recording"
 
 
 def render(result: SpeakersResult, fmt: str, file_id: str = "recording") -> str:

@@ -110,6 +110,7 @@ class Registry:
             memory=memory_view(rt.spec, seen.info, usage, rt.cap_error),
             restart_count=(seen.info.restart_count if seen.info else 0) + rt.restarts_here,
             auto_restarts_in_window=rt.budget.used(), auto_restart_limit=rt.budget.limit,
+            auto_restart_window_s=rt.budget.window_s,
             history=list(rt.history), deep_check=rt.deep_check, action=rt.action,
             checked_at=self.docker_poller.updated_at)
 

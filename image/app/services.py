@@ -71,6 +71,7 @@ class ServiceStatus(BaseModel):
     restart_count: int = 0  # docker's restart-policy restarts + restarts done from here
     auto_restarts_in_window: int = 0
     auto_restart_limit: int = 0
+    auto_restart_window_s: float = 0
     history: list[RestartRecord] = []
     deep_check: DeepCheckResult | None = None
     action: ActionView | None = None

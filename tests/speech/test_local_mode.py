@@ -75,11 +75,13 @@ def test_the_run_command_serves_local_mode_on_its_own(tmp_path):
         token = (tmp_path / "data" / "auth-token").read_text().strip()
         services = httpx.get(f"{url}/api/services", headers={"Authorization": f"Bearer {token}"})
         assert services.json()["services"][0]["state"] == "healthy"
+        assert services.json()["mode"] == "local"
         assert httpx.get(f"{url}/api/services").status_code == 401
     finally:
         proc.send_signal(signal.SIGINT)
         output = proc.communicate(timeout=30)[0].decode()
-    assert f"login?token={token}" in output  # the login URL, printed once
+    assert output.count(f"localhost:{port}/login?token={token}") == 1  # printed once
+    assert "logger=app.access" in output and "request_id=" in output  # logfmt lines
 
 
 def _get(url: str) -> int | None:

@@ -70,6 +70,8 @@ def test_job_runs_to_done_with_progress_and_result_in_every_format(tmp_path):
         assert result["segments"][0]["text"] == "Hi there."
         srt = client.get(f"/api/audio/jobs/{job['id']}/result?format=srt").text
         assert "Speaker_0: Hi there." in srt
+        rttm = client.get(f"/api/audio/jobs/{job['id']}/result?format=rttm").text
+        assert rttm.startswith("SPEAKER talk 1 0.100 0.700 <NA> <NA> Speaker_0")
         listed = client.get("/api/audio/jobs").json()["jobs"]
         assert [j["id"] for j in listed] == [job["id"]]
     assert spool_empty(tmp_path)

@@ -84,7 +84,7 @@ def test_no_speech_server_configured_is_503(tmp_path):
 @pytest.mark.parametrize(("fmt", "expected"), [
     ("srt", "1\n00:00:00,100 --> 00:00:00,800\nSpeaker_0: Hi there.\n"),
     ("vtt", "WEBVTT\n\n00:00:00.100 --> 00:00:00.800\n<v Speaker_0>Hi there.\n"),
-    ("rttm", "SPEAKER recording 1 0.100 0.700 <NA> <NA> Speaker_0 <NA> <NA>\n"),
+    ("rttm", "SPEAKER a 1 0.100 0.700 <NA> <NA> Speaker_0 <NA> <NA>\n"),
     ("txt", "[00:00:00] Speaker_0: Hi there.\n"),
 ])
 def test_formats_name_the_speakers(client, fmt, expected):
@@ -166,3 +166,13 @@ def test_malformed_speech_server_answers_are_502(client, answer, status, words):
     assert response.status_code == status, response.text
     assert words in response.json()["detail"]
     assert "Traceback" not in response.text
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("Team Meeting (final).m4a", "Team_Meeting_final"), ("../../etc/passwd", "passwd"),
+    ("", "recording"), ("...", "recording"), ("ünïcode talk.wav", "n_code_talk"),
+])
+def test_rttm_file_ids_are_safe_names(name, expected):
+    from app.exports import file_id
+
+    assert file_id(name) == expected

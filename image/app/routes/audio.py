@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import PlainTextResponse, Response
 
 from ..errors import NotConfigured, UpstreamHTTPError
-from ..exports import MEDIA_TYPES, render
+from ..exports import MEDIA_TYPES, file_id, render
 from ..media import receive, workdir
 from ..pipeline import SpeakersResult, runner
 from ..speech_client import SpeechClient
@@ -33,7 +33,8 @@ async def transcribe_speakers(
     result = await _transcribe(request, file)
     if format == "json":
         return result
-    return PlainTextResponse(render(result, format), media_type=MEDIA_TYPES[format])
+    text = render(result, format, file_id(file.filename))
+    return PlainTextResponse(text, media_type=MEDIA_TYPES[format])
 
 
 async def _transcribe(request: Request, file: UploadFile) -> SpeakersResult:

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from sse_starlette.sse import EventSourceResponse
 
 from ..audio_jobs import AudioJob, AudioJobs
-from ..exports import MEDIA_TYPES, render
+from ..exports import MEDIA_TYPES, file_id, render
 from ..media import receive
 from ..pipeline import SpeakersResult
 from .audio import speech_client
@@ -86,10 +86,13 @@ async def job_result(
     job_id: str, request: Request,
     format: Annotated[Literal["json", "srt", "vtt", "rttm", "txt"], Query()] = "json",
 ) -> SpeakersResult | Response:
-    result = await _jobs(request).result(job_id)
+    jobs = _jobs(request)
+    result = await jobs.result(job_id)
     if format == "json":
         return result
-    return PlainTextResponse(render(result, format), media_type=MEDIA_TYPES[format])
+    name = (await jobs.get(job_id)).filename
+    return PlainTextResponse(render(result, format, file_id(name)),
+                             media_type=MEDIA_TYPES[format])
 
 
 @router.delete("/{job_id}", status_code=204, responses={404: {}})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 
@@ -21,6 +23,7 @@ class HostView(BaseModel):
 
 
 class ServicesResponse(BaseModel):
+    mode: Literal["remote", "local"]  # local: no Spark, the speech server runs here
     spark2: HostView
     services: list[ServiceStatus]
 
@@ -64,7 +67,8 @@ async def list_services(request: Request) -> ServicesResponse:
         host = HostView(host=registry.settings.spark2_host, reachable=polled or None,
                         detail="reachable over SSH" if polled else "not polled yet",
                         checked_at=poller.updated_at)
-    return ServicesResponse(spark2=host, services=registry.statuses())
+    return ServicesResponse(mode="remote" if registry.settings.remote else "local",
+                            spark2=host, services=registry.statuses())
 
 
 @router.get("/{name}", response_model=ServiceStatus)

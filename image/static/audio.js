@@ -1,0 +1,434 @@
+// Audio panel: upload a recording, follow its job (SSE), then show the speaker
+// blocks with a timeline, local speaker names, a player and downloads.
+
+import { api, fetchJSON, followJob, upload } from "./api.js";
+import { $, ago, clock, confirmAction, el, fullTime, pill, poll, seconds, setText,
+         showMessage, updatePill } from "./ui.js";
+
+const STATUS = {
+  queued: ["Queued", "off"],
+  running: ["Running", "busy"],
+  done: ["Done", "ok"],
+  failed: ["Failed", "bad"],
+  cancelled: ["Cancelled", "off"],
+};
+const FINAL = ["done", "failed", "cancelled"];
+const FORMATS = ["json", "srt", "vtt", "rttm", "txt"];
+const PALETTE_SIZE = 8; // --spk-0 … --spk-7 in style.css
+const JOB_KEY = "spark-control.audio-job";
+const LIST_MS = 15000; // the job list is spark-control's own database, not the Spark
+
+let panel;
+let currentId = null; // the job shown
+let controller = null; // aborts the stream of a job no longer shown
+let view = null; // {job, result, speakers, names, blocks: [{seg, item}]}
+const audioUrls = new Map(); // job id → object URL of the file uploaded from this tab
+let listPoller = null;
+
+export function startAudio() {
+  panel = $('[data-panel="audio"]');
+  const input = $("[data-audio-input]", panel);
+  input.addEventListener("change", () => {
+    const file = input.files[0];
+    input.value = ""; // choosing the same file again still fires "change"
+    if (file) submit(file);
+  });
+  setUpDropzone($("[data-dropzone]", panel));
+  $('[data-action="cancel-audio"]', panel).addEventListener("click", cancelCurrent);
+  const player = $("[data-player]", panel);
+  player.addEventListener("timeupdate", () => highlight(player.currentTime * 1000));
+  $("[data-timeline]", panel).addEventListener("click", seekFromTimeline);
+  resumeStoredJob();
+  listPoller = poll(refreshList, () => LIST_MS);
+}
+
+function setUpDropzone(zone) {
+  const on = (e) => { e.preventDefault(); zone.classList.add("dragging"); };
+  const off = () => zone.classList.remove("dragging");
+  zone.addEventListener("dragenter", on);
+  zone.addEventListener("dragover", on);
+  zone.addEventListener("dragleave", off);
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    off();
+    const file = e.dataTransfer?.files?.[0];
+    if (file) submit(file);
+  });
+}
+
+function message(text, kind = "info") {
+  showMessage($("[data-audio-message]", panel), text, kind);
+}
+
+// -- upload and the job's progress ----------------------------------------------
+
+async function submit(file) {
+  const input = $("[data-audio-input]", panel);
+  if (input.disabled) return; // one upload at a time from this page (a drop can still arrive)
+  forget();
+  message("");
+  const box = $("[data-upload]", panel);
+  const bar = $("[data-upload-progress]", panel);
+  box.hidden = false;
+  input.disabled = true;
+  setText($("[data-upload-name]", panel), `Uploading ${file.name}`);
+  const progress = (fraction) => {
+    bar.value = Math.round(fraction * 100);
+    setText($("[data-upload-percent]", panel), `${Math.round(fraction * 100)} %`);
+    // The answer comes once the server has probed the whole file with ffprobe.
+    if (fraction >= 1) setText($("[data-upload-name]", panel), `${file.name} uploaded; checking it…`);
+  };
+  progress(0);
+  const form = new FormData();
+  form.append("file", file, file.name);
+  try {
+    const job = await upload("/api/audio/jobs", form, progress);
+    audioUrls.set(job.id, URL.createObjectURL(file));
+    show(job);
+  } catch (err) {
+    message(`${file.name} was not accepted: ${err.message}`, "error");
+  } finally {
+    box.hidden = true;
+    input.disabled = false;
+    listPoller.now();
+  }
+}
+
+// Stop following whatever was shown and clear the view.
+function forget() {
+  controller?.abort();
+  controller = null;
+  currentId = null;
+  view = null;
+  $("[data-audio-job]", panel).hidden = true;
+  $("[data-result]", panel).hidden = true;
+  $("[data-player]", panel).removeAttribute("src");
+}
+
+async function show(job) {
+  forget();
+  const id = job.id;
+  currentId = id;
+  sessionStorage.setItem(JOB_KEY, id);
+  renderJob(job);
+  let last = job;
+  if (!FINAL.includes(job.status)) {
+    controller = new AbortController();
+    try {
+      await followJob(`/api/audio/jobs/${encodeURIComponent(id)}/events`, (ev) => {
+        if (currentId !== id) return;
+        last = JSON.parse(ev.data);
+        renderJob(last);
+      }, FINAL, { signal: controller.signal });
+    } catch (err) {
+      if (err.name !== "AbortError" && currentId === id) {
+        message(`Lost the job's progress: ${err.message}`, "error");
+      }
+      return;
+    }
+    if (currentId !== id) return;
+    listPoller.now();
+  }
+  if (last.status === "done") await loadResult(last);
+}
+
+function renderJob(job) {
+  const box = $("[data-audio-job]", panel);
+  box.hidden = false;
+  box.dataset.audioStatus = job.status;
+  box.dataset.audioJob = job.id;
+  setText($("[data-audio-filename]", box), job.filename);
+  const [label, tone] = STATUS[job.status] ?? [job.status, "off"];
+  updatePill($("[data-audio-status]", box), label, tone);
+  setText($("[data-audio-stage]", box), stageText(job));
+  const bar = $("[data-audio-progress]", box);
+  bar.hidden = FINAL.includes(job.status);
+  bar.value = job.status === "queued" ? 0 : job.percent;
+  setText($("[data-audio-percent]", box), bar.hidden ? "" : `${Math.round(job.percent)} %`);
+  $('[data-action="cancel-audio"]', box).hidden = FINAL.includes(job.status);
+  if (job.status === "failed") message(`Transcription of ${job.filename} failed: ${job.error || "no reason given"}`, "error");
+}
+
+function stageText(job) {
+  const length = job.duration ? ` · ${clock(job.duration * 1000)} of audio` : "";
+  switch (job.status) {
+    case "queued": return `Waiting for the speech server${length}`;
+    case "running": {
+      // `chunk` counts finished chunks: while transcribing, the next one is in work.
+      const working = job.stage === "transcribing" && job.chunks > 1;
+      const chunk = working ? ` · chunk ${Math.min(job.chunk + 1, job.chunks)} of ${job.chunks}` : "";
+      return `${capital(job.stage || "working")}${chunk}${length}`;
+    }
+    case "done": {
+      const took = job.started_at && job.finished_at ? ` in ${seconds(job.finished_at - job.started_at)}` : "";
+      return `Finished${took}${length}`;
+    }
+    case "failed": return job.error || "Failed";
+    default: return "Cancelled";
+  }
+}
+
+async function cancelCurrent() {
+  const id = currentId;
+  if (!id) return;
+  const name = $("[data-audio-filename]", panel).textContent;
+  const ok = await confirmAction({ title: `Cancel ${name}?`,
+    body: "The transcription stops and its partial work is thrown away.",
+    confirm: "Cancel transcription", danger: true });
+  if (!ok) return;
+  try {
+    await api(`/api/audio/jobs/${encodeURIComponent(id)}`, { method: "DELETE" });
+  } catch (err) {
+    message(`Cancel failed: ${err.message}`, "error");
+  }
+  listPoller.now();
+}
+
+async function resumeStoredJob() {
+  const id = sessionStorage.getItem(JOB_KEY);
+  if (!id) return;
+  try {
+    show(await fetchJSON(`/api/audio/jobs/${encodeURIComponent(id)}`));
+  } catch {
+    sessionStorage.removeItem(JOB_KEY); // removed, or spark-control forgot it
+  }
+}
+
+// -- the result -----------------------------------------------------------------
+
+async function loadResult(job) {
+  let result;
+  try {
+    result = await fetchJSON(`/api/audio/jobs/${encodeURIComponent(job.id)}/result?format=json`);
+  } catch (err) {
+    message(`Cannot load the result: ${err.message}`, "error");
+    return;
+  }
+  if (currentId !== job.id) return;
+  const speakers = [...new Set(result.segments.map((s) => s.speaker))];
+  view = { job, result, speakers, names: loadNames(job.id), blocks: [] };
+  renderMeta(result);
+  renderPlayer(job.id);
+  renderSpeakers();
+  renderTimeline();
+  renderDownloads(job);
+  renderBlocks();
+  $("[data-result]", panel).hidden = false;
+}
+
+function renderMeta(r) {
+  const parts = [`${clock(r.duration * 1000)} of audio`, r.language,
+    `${r.speakers_detected} speaker${r.speakers_detected === 1 ? "" : "s"}`,
+    `${r.segments.length} block${r.segments.length === 1 ? "" : "s"}`];
+  if (r.chunks > 1) parts.push(`${r.chunks} chunks`);
+  if (view.job.expires_at) parts.push(`kept until ${new Date(view.job.expires_at * 1000).toLocaleString()}`);
+  setText($("[data-result-meta]", panel), parts.join(" · "));
+  setText($("[data-result-models]", panel),
+    `Models: ${r.models.transcription} (transcription), ${r.models.diarization} (speakers)`);
+}
+
+function renderPlayer(id) {
+  const player = $("[data-player]", panel);
+  const url = audioUrls.get(id);
+  player.hidden = !url;
+  $("[data-player-note]", panel).hidden = Boolean(url);
+  if (url) player.src = url;
+}
+
+function colour(speaker) {
+  return `var(--spk-${view.speakers.indexOf(speaker) % PALETTE_SIZE})`;
+}
+
+function nameOf(speaker) {
+  return view.names[speaker] || speaker;
+}
+
+function renderSpeakers() {
+  const talk = {};
+  for (const s of view.result.segments) talk[s.speaker] = (talk[s.speaker] ?? 0) + s.end_ms - s.start_ms;
+  $("[data-speakers]", panel).replaceChildren(...view.speakers.map((spk) => {
+    const input = el("input", { type: "text", value: nameOf(spk), placeholder: spk,
+      "aria-label": `Name for ${spk}`, dataset: { speakerName: spk }, maxlength: "40" });
+    input.addEventListener("input", () => rename(spk, input.value));
+    return el("div", { class: "speaker", dataset: { speakerLegend: spk }, style: { "--spk": colour(spk) } },
+      el("span", { class: "swatch", "aria-hidden": "true" }), input,
+      el("span", { class: "muted" }, `${spk} · ${clock(talk[spk])}`));
+  }));
+}
+
+// Names live in this browser only (localStorage); downloads keep the server's labels.
+function rename(speaker, value) {
+  const name = value.trim();
+  if (name && name !== speaker) view.names[speaker] = name;
+  else delete view.names[speaker];
+  localStorage.setItem(namesKey(view.job.id), JSON.stringify(view.names));
+  for (const node of panel.querySelectorAll(`[data-speaker="${CSS.escape(speaker)}"] .who, [data-lane="${CSS.escape(speaker)}"] .lane-label`)) {
+    setText(node, nameOf(speaker));
+  }
+}
+
+function namesKey(id) {
+  return `spark-control.speakers.${id}`;
+}
+
+function loadNames(id) {
+  try { return JSON.parse(localStorage.getItem(namesKey(id))) || {}; } catch { return {}; }
+}
+
+// One lane per speaker: who speaks when, at a glance. Click a lane to seek there.
+function renderTimeline() {
+  const total = Math.max(1, view.result.duration * 1000);
+  const lanes = view.speakers.map((spk) => el("div", { class: "lane", dataset: { lane: spk },
+                                                       style: { "--spk": colour(spk) } },
+    el("span", { class: "lane-label" }, nameOf(spk)),
+    el("div", { class: "lane-track" }, ...view.result.segments.filter((s) => s.speaker === spk)
+      .map((s) => el("span", { class: "seg", title: `${clock(s.start_ms)}–${clock(s.end_ms)}`,
+        style: { left: `${(s.start_ms / total) * 100}%`,
+                 width: `${Math.max(0.2, ((s.end_ms - s.start_ms) / total) * 100)}%` } })))));
+  $("[data-timeline]", panel).replaceChildren(...lanes, el("div", { class: "playhead", hidden: true }));
+}
+
+function seekFromTimeline(e) {
+  const track = e.target.closest(".lane-track");
+  if (!track || !view) return;
+  const box = track.getBoundingClientRect();
+  const fraction = Math.min(1, Math.max(0, (e.clientX - box.left) / box.width));
+  seek(fraction * view.result.duration * 1000);
+}
+
+function renderDownloads(job) {
+  const stem = (job.filename || "recording").replace(/\.[^.]+$/, "");
+  $("[data-downloads]", panel).replaceChildren(...FORMATS.map((fmt) => el("button", {
+    type: "button", class: "btn btn-small", dataset: { download: fmt },
+    onclick: () => download(job.id, fmt, stem) }, fmt.toUpperCase())));
+}
+
+async function download(id, fmt, stem) {
+  try {
+    const response = await api(`/api/audio/jobs/${encodeURIComponent(id)}/result?format=${fmt}`,
+                               { headers: { Accept: "*/*" } });
+    const url = URL.createObjectURL(await response.blob());
+    const link = el("a", { href: url, download: `${stem}.${fmt}`, hidden: true });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 30000);
+  } catch (err) {
+    message(`Download as ${fmt.toUpperCase()} failed: ${err.message}`, "error");
+  }
+}
+
+function renderBlocks() {
+  const list = $("[data-blocks]", panel);
+  view.blocks = view.result.segments.map((seg) => {
+    const item = el("li", { class: "block", style: { "--spk": colour(seg.speaker) },
+                            dataset: { block: "", speaker: seg.speaker, startMs: seg.start_ms } },
+      el("div", { class: "block-head" },
+        el("span", { class: "swatch", "aria-hidden": "true" }),
+        el("span", { class: "who" }, nameOf(seg.speaker)),
+        el("button", { type: "button", class: "time", dataset: { action: "seek" },
+                       "aria-label": `Play from ${clock(seg.start_ms)}` },
+          `${clock(seg.start_ms)}–${clock(seg.end_ms)}`)),
+      el("p", { class: "text", dataset: { text: "" } }, seg.text));
+    item.addEventListener("click", (e) => {
+      if (window.getSelection()?.toString()) return; // selecting text, not seeking
+      seek(seg.start_ms);
+      if (e.target.closest("button")) e.target.closest("button").focus();
+    });
+    return { seg, item };
+  });
+  list.replaceChildren(...view.blocks.map((b) => b.item));
+  $("[data-no-speech]", panel).hidden = view.blocks.length > 0;
+}
+
+function seek(ms) {
+  const player = $("[data-player]", panel);
+  if (player.hidden || !player.src) return;
+  player.currentTime = ms / 1000;
+  player.play().catch(() => { /* autoplay refused: the position is still set */ });
+  highlight(ms);
+}
+
+// Mark the block being heard, and move the playhead.
+function highlight(ms) {
+  if (!view) return;
+  const i = lastStartingBefore(view.blocks, ms);
+  const playing = i >= 0 && ms < view.blocks[i].seg.end_ms ? view.blocks[i].item : null;
+  for (const b of panel.querySelectorAll(".block.playing")) {
+    if (b !== playing) { b.classList.remove("playing"); b.removeAttribute("aria-current"); }
+  }
+  if (playing) { playing.classList.add("playing"); playing.setAttribute("aria-current", "true"); }
+  const head = $(".playhead", panel);
+  if (head) {
+    head.hidden = false;
+    head.style.setProperty("--pos", String(Math.min(1, ms / 1000 / view.result.duration)));
+  }
+}
+
+function lastStartingBefore(blocks, ms) {
+  let lo = 0;
+  let hi = blocks.length - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (blocks[mid].seg.start_ms <= ms) { found = mid; lo = mid + 1; } else hi = mid - 1;
+  }
+  return found;
+}
+
+// -- recent jobs ----------------------------------------------------------------
+
+async function refreshList() {
+  let jobs;
+  try {
+    ({ jobs } = await fetchJSON("/api/audio/jobs"));
+  } catch {
+    return; // the upload area reports errors; an empty list is fine here
+  }
+  const list = $("[data-audio-jobs]", panel);
+  $("[data-audio-history]", panel).hidden = jobs.length === 0;
+  list.replaceChildren(...jobs.slice(0, 20).map((job) => {
+    const [label, tone] = STATUS[job.status] ?? [job.status, "off"];
+    return el("li", { dataset: { audioJobItem: job.id, status: job.status } },
+      el("span", { class: "job-name", title: job.filename }, job.filename),
+      pill(label, tone),
+      el("span", { class: "muted", title: fullTime(job.created_at) },
+        `${ago(job.created_at)}${job.duration ? ` · ${clock(job.duration * 1000)}` : ""}`),
+      el("span", { class: "job-actions" },
+        el("button", { type: "button", class: "btn btn-small", dataset: { action: "open-audio-job" },
+                       onclick: () => open(job.id) }, "Show"),
+        el("button", { type: "button", class: "btn btn-small btn-danger", dataset: { action: "remove-audio-job" },
+                       onclick: () => remove(job) }, FINAL.includes(job.status) ? "Remove" : "Cancel")));
+  }));
+}
+
+async function open(id) {
+  message("");
+  try {
+    await show(await fetchJSON(`/api/audio/jobs/${encodeURIComponent(id)}`));
+  } catch (err) {
+    message(`Cannot open the job: ${err.message}`, "error");
+  }
+}
+
+async function remove(job) {
+  const running = !FINAL.includes(job.status);
+  const ok = await confirmAction({
+    title: `${running ? "Cancel" : "Remove"} ${job.filename}?`,
+    body: running ? "The transcription stops and its partial work is thrown away."
+                  : "The job and its result are deleted from spark-control.",
+    confirm: running ? "Cancel transcription" : "Remove", danger: true });
+  if (!ok) return;
+  try {
+    await api(`/api/audio/jobs/${encodeURIComponent(job.id)}`, { method: "DELETE" });
+    if (currentId === job.id && !running) { forget(); sessionStorage.removeItem(JOB_KEY); }
+    localStorage.removeItem(namesKey(job.id));
+  } catch (err) {
+    message(`${running ? "Cancel" : "Remove"} failed: ${err.message}`, "error");
+  }
+  listPoller.now();
+}
+
+function capital(word) {
+  return word.charAt(0).toUpperCase() + word.slice(1);
+}
