@@ -15,6 +15,12 @@ import pytest
 from sim.spark2 import SimSpark2, _alive
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests last: Playwright's sync API keeps an event loop running in the
+    main thread until the session ends, and asyncio.run() refuses to start under it."""
+    items.sort(key=lambda item: "browser" in item.path.parts)  # stable: order kept
+
+
 @pytest.fixture(scope="session")
 def spark2() -> Iterator[SimSpark2]:
     missing = [tool for tool in ("dockerd", "docker", "sshd", "ssh-keygen")

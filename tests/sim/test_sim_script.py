@@ -17,6 +17,7 @@ from sim.spark2 import _alive, free_ports
 
 pytestmark = pytest.mark.sim
 REPO = Path(__file__).resolve().parents[2]
+TOKEN = "sim-script-token-0123456789"
 
 
 def test_up_exports_point_spark_control_at_the_simulation_and_down_stops_it():
@@ -32,7 +33,8 @@ def test_up_exports_point_spark_control_at_the_simulation_and_down_stops_it():
         server = subprocess.Popen(
             [sys.executable, "-c", "from app.cli import main; main()"],
             env={**os.environ, **env, "BIND_PORT": str(port), "BIND_HOST": "127.0.0.1",
-                 "POLL_INTERVAL_S": "0.5", "DATA_DIR": str(root / "control-data")},
+                 "POLL_INTERVAL_S": "0.5", "DATA_DIR": str(root / "control-data"),
+                 "SPARK_CONTROL_TOKEN": TOKEN},
             cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         body = wait_for(lambda: _healthy(port), timeout=30, what="both services healthy")
         assert [s["name"] for s in body["services"]] == ["parakeet-asr", "magpie-tts"]
@@ -57,8 +59,10 @@ def _exports(text: str) -> dict[str, str]:
 
 
 def _healthy(port: int) -> dict | None:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/services",
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/services", timeout=2) as r:
+        with urllib.request.urlopen(request, timeout=2) as r:
             body = json.load(r)
     except OSError:
         return None
