@@ -218,3 +218,40 @@ def test_tidy_keeps_words_ordered_and_inside_the_audio() -> None:
     for prev, word in zip(got, got[1:]):
         assert word.start >= prev.end
     assert all(0.0 <= w.start < w.end <= 3.0 for w in got)
+
+
+def test_noise_reduction_lowers_a_steady_floor_and_keeps_the_speech():
+    import denoise
+
+    rng = np.random.default_rng(3)
+    n = SAMPLE_RATE * 20
+    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / SAMPLE_RATE)
+    speech = np.where(np.arange(n) % (4 * SAMPLE_RATE) < 2 * SAMPLE_RATE, tone, 0.0)
+    noisy = (speech + rng.normal(0, 0.003, n)).astype(np.float32)
+    cleaned = denoise.reduce_noise(noisy, denoise.noise_profile(noisy))
+    pause = slice(3 * SAMPLE_RATE, 4 * SAMPLE_RATE)
+    voiced = slice(SAMPLE_RATE // 2, SAMPLE_RATE)
+    assert np.std(cleaned[pause]) < 0.5 * np.std(noisy[pause])  # >6 dB less noise
+    assert np.std(cleaned[voiced]) == pytest.approx(np.std(noisy[voiced]), rel=0.05)
+
+
+def test_noise_reduction_leaves_audio_without_pauses_alone():
+    import denoise
+
+    rng = np.random.default_rng(4)
+    steady = rng.normal(0, 0.1, SAMPLE_RATE * 10).astype(np.float32)  # no pause to learn from
+    assert denoise.noise_profile(steady) is None
+    assert denoise.reduce_noise(steady, None) is steady
+
+
+def test_noise_reduction_in_blocks_equals_one_whole_stft():
+    import denoise
+
+    rng = np.random.default_rng(5)
+    n = denoise.BLOCK * 3 + 777
+    audio = (rng.normal(0, 0.003, n) + 0.3 * (np.arange(n) % 40000 < 15000)
+             * np.sin(np.arange(n) * 0.07)).astype(np.float32)
+    profile = denoise.noise_profile(audio)
+    assert profile is not None
+    np.testing.assert_allclose(denoise.reduce_noise(audio, profile),
+                               denoise._subtract(audio, profile), atol=1e-6)

@@ -1,0 +1,66 @@
+"""Stationary-noise reduction in front of the CPU recogniser (spectral subtraction).
+
+Moonshine tiny loses words under a steady noise floor (a fan, a mic's hiss): on the
+generated conversations, whose floor is white noise at -50 dBFS, WER went from 20% on
+clean lines to over 30%. The noise spectrum is the mean spectrum of the file's
+quietest frames; each chunk's magnitudes lose that much (never below FLOOR of
+themselves), phases are kept. A file without clear pauses is left alone: there its
+quietest frames are speech, not noise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import signal
+
+N = 512  # 32 ms at 16 kHz
+HOP = N // 4
+QUIET_PERCENTILE = 10
+MIN_CONTRAST_DB = 20.0  # speech this far above the quiet frames: they are pauses
+MAX_NOISE_FRAMES = 2000  # enough for a mean, bounded memory for a 10-minute input
+FLOOR = 0.1
+BLOCK = 1024 * HOP  # ~8 s per STFT: a 10-minute input in one would take ~1 GB
+WINDOW = signal.get_window("hann", N)
+
+
+def noise_profile(audio: np.ndarray) -> np.ndarray | None:
+    """Mean magnitude spectrum of the quietest frames, scaled as scipy's stft does;
+    None when the file has no clear pauses to learn it from."""
+    frames = (len(audio) - N) // HOP
+    if frames < 50:
+        return None
+    starts = np.arange(frames) * HOP
+    power = np.array([np.mean(np.square(audio[s:s + N], dtype=np.float64)) for s in starts])
+    level = 10 * np.log10(power + 1e-12)
+    quiet = np.percentile(level, QUIET_PERCENTILE)
+    if np.percentile(level, 95) - quiet < MIN_CONTRAST_DB:
+        return None
+    chosen = starts[level <= quiet]
+    chosen = chosen[np.linspace(0, len(chosen) - 1, min(len(chosen), MAX_NOISE_FRAMES),
+                                dtype=int)]
+    spectra = np.abs(np.fft.rfft(np.stack([audio[s:s + N] for s in chosen]) * WINDOW, axis=1))
+    return spectra.mean(axis=0) / WINDOW.sum()
+
+
+def reduce_noise(audio: np.ndarray, profile: np.ndarray | None) -> np.ndarray:
+    """The audio with the profile's noise subtracted (unchanged without a profile).
+
+    Block by block, each with N samples of context on both sides that are cut off
+    again; blocks start on the hop grid, so the result equals one whole-file STFT."""
+    if profile is None or len(audio) < N:
+        return audio
+    out = np.empty(len(audio), dtype=np.float32)
+    for start in range(0, len(audio), BLOCK):
+        lo, hi = max(0, start - N), min(len(audio), start + BLOCK + N)
+        cleaned = _subtract(audio[lo:hi], profile)
+        out[start:min(start + BLOCK, len(audio))] = cleaned[start - lo: start - lo + BLOCK]
+    return out
+
+
+def _subtract(audio: np.ndarray, profile: np.ndarray) -> np.ndarray:
+    _, _, spec = signal.stft(audio, nperseg=N, noverlap=N - HOP, window=WINDOW)
+    magnitude = np.abs(spec)
+    cleaned = np.maximum(magnitude - profile[:, None], FLOOR * magnitude)
+    _, out = signal.istft(cleaned * np.exp(1j * np.angle(spec)), nperseg=N,
+                          noverlap=N - HOP, window=WINDOW)
+    return out[: len(audio)].astype(np.float32)
