@@ -9,7 +9,6 @@ import json
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 import respx
 from fastapi.testclient import TestClient
@@ -17,7 +16,7 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from app.jobstore import JobStore
 from helpers import authed
-from fake_speech import DIAR, URL, WORDS
+from fake_speech import DIAR, URL, WORDS, answer_speech
 from speech_audio import wav_bytes
 
 
@@ -49,17 +48,9 @@ def spool_empty(tmp_path: Path) -> bool:
     return not spool.exists() or not any(spool.iterdir())
 
 
-def slow(seconds: float, answer: dict):
-    async def respond(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(seconds)
-        return httpx.Response(200, json=answer)
-    return respond
-
-
 @respx.mock
 def test_job_runs_to_done_with_progress_and_result_in_every_format(tmp_path):
-    respx.post(f"{URL}/v1/audio/transcriptions").respond(json=WORDS)
-    respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
+    answer_speech()
     with authed(settings(tmp_path)) as client:
         job = submit(client)
         assert job["status"] in ("queued", "running") and job["filename"] == "talk.wav"
@@ -92,8 +83,7 @@ def test_chunked_job_reports_chunk_i_of_n(tmp_path):
 
 @respx.mock
 def test_finished_results_survive_a_restart(tmp_path):
-    respx.post(f"{URL}/v1/audio/transcriptions").respond(json=WORDS)
-    respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
+    answer_speech()
     with authed(settings(tmp_path)) as client:
         job_id = submit(client)["id"]
         assert events(client, job_id)[-1][0] == "done"
@@ -106,8 +96,7 @@ def test_finished_results_survive_a_restart(tmp_path):
 
 @respx.mock
 def test_a_job_cut_by_a_shutdown_is_failed_with_the_reason(tmp_path):
-    respx.post(f"{URL}/v1/audio/transcriptions").mock(side_effect=slow(30, WORDS))
-    respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
+    answer_speech(transcription_delay_s=30)
     with authed(settings(tmp_path)) as client:
         job_id = submit(client)["id"]
         wait_status(client, job_id, "running")
@@ -135,8 +124,7 @@ def test_a_job_left_running_by_a_killed_process_is_failed_at_the_next_start(tmp_
 
 @respx.mock
 def test_results_expire_after_the_retention(tmp_path):
-    respx.post(f"{URL}/v1/audio/transcriptions").respond(json=WORDS)
-    respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
+    answer_speech()
     with authed(settings(tmp_path, job_retention_h=0.5 / 3600)) as client:
         job = submit(client)
         done = events(client, job["id"])[-1][1]
@@ -149,8 +137,7 @@ def test_results_expire_after_the_retention(tmp_path):
 
 @respx.mock
 def test_delete_cancels_a_running_job_and_forgets_it(tmp_path):
-    respx.post(f"{URL}/v1/audio/transcriptions").mock(side_effect=slow(30, WORDS))
-    respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
+    answer_speech(transcription_delay_s=30)
     with authed(settings(tmp_path)) as client:
         job_id = submit(client)["id"]
         wait_status(client, job_id, "running")
@@ -164,8 +151,7 @@ def test_delete_cancels_a_running_job_and_forgets_it(tmp_path):
 
 @respx.mock
 def test_queue_limit_refuses_with_429_instead_of_accepting(tmp_path):
-    respx.post(f"{URL}/v1/audio/transcriptions").mock(side_effect=slow(30, WORDS))
-    respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
+    answer_speech(transcription_delay_s=30)
     with authed(settings(tmp_path, jobs_running=1, jobs_queue_max=1)) as client:
         first = submit(client)["id"]
         wait_status(client, first, "running")

@@ -10,7 +10,7 @@ import respx
 
 from app.config import Settings
 from app.logs import handler
-from fake_speech import DIAR, URL, WORDS
+from fake_speech import DIAR, URL, answer_speech
 from helpers import authed, metric
 from speech_audio import wav_bytes
 
@@ -30,8 +30,7 @@ def job(client) -> str:
 
 @respx.mock
 def test_jobs_requests_and_gpu_gauge_are_counted(tmp_path):
-    respx.post(f"{URL}/v1/audio/transcriptions").respond(json=WORDS)
-    respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
+    answer_speech()
     with authed(settings(tmp_path)) as client:
         done = metric(client, "spark_control_audio_jobs_total", outcome="done")
         route = {"method": "GET", "route": "/api/audio/jobs/{job_id}", "status": "200"}
