@@ -37,9 +37,17 @@ class Poller(Generic[T]):
         self._loop_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
-    async def refresh(self) -> None:
-        """Poll now, or join the poll already in flight."""
-        if self._inflight is None or self._inflight.done():
+    async def refresh(self, *, fresh: bool = False) -> None:
+        """Poll now, or join the poll already in flight.
+
+        `fresh`: the caller has just changed the remote thing (a restart), so a poll
+        that was already in flight may have seen the old state: wait it out and poll
+        again rather than join it.
+        """
+        stale = self._inflight if fresh else None
+        if stale is not None and not stale.done():
+            await asyncio.shield(stale)
+        if self._inflight is None or self._inflight.done() or self._inflight is stale:
             self._inflight = asyncio.create_task(self._poll())
         await asyncio.shield(self._inflight)
 

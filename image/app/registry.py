@@ -134,8 +134,8 @@ class Registry:
             yield rt
         finally:
             rt.action = None
-            await self.docker_poller.refresh()
-            await self.health_pollers[name].refresh()
+            await self.docker_poller.refresh(fresh=True)
+            await self.health_pollers[name].refresh(fresh=True)
 
     def ensure_free(self, name: str) -> ServiceRuntime:
         """The service's runtime; Busy when an action or job holds it."""

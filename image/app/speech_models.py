@@ -257,6 +257,8 @@ class SpeechModels:
             health = await fetch_health(self.registry.http, self._runtime().spec.url,
                                         self.settings.health_timeout_s)
             if _loaded(health):
+                # Readers of /api/services must see it healthy before the job ends.
+                await self.registry.health_pollers[self._runtime().spec.name].refresh(fresh=True)
                 return f"models loaded ({', '.join(health.models) or 'no names given'})"
             last = await self._why_unhealthy(health)
             await asyncio.sleep(1.0)

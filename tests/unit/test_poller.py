@@ -58,6 +58,40 @@ def test_error_keeps_last_data_and_sets_error():
     assert isinstance(poller.error, HostUnreachable)
 
 
+def after_a_change_mid_poll(fresh: bool) -> str | None:
+    """A poll starts while the service is down; the service comes back while that
+    poll is in flight; then a reader refreshes. Returns what the reader sees."""
+    state = ["down"]
+
+    async def scenario() -> str | None:
+        begun = asyncio.Event()
+
+        async def fetch() -> str:
+            seen = state[0]
+            begun.set()
+            await asyncio.sleep(0.05)
+            return seen
+
+        poller = Poller("svc", fetch, interval=60)
+        in_flight = asyncio.create_task(poller.refresh())
+        await begun.wait()
+        state[0] = "up"
+        await poller.refresh(fresh=fresh)
+        await in_flight
+        return poller.data
+
+    return asyncio.run(scenario())
+
+
+def test_a_plain_refresh_joins_the_poll_in_flight():
+    assert after_a_change_mid_poll(fresh=False) == "down"
+
+
+def test_a_fresh_refresh_polls_again_after_a_change():
+    # The CI race: a rolled-back service read as unhealthy after its job had ended.
+    assert after_a_change_mid_poll(fresh=True) == "up"
+
+
 def test_a_bug_in_fetch_is_reported_not_fatal():
     async def fetch() -> str:
         raise KeyError("oops")
