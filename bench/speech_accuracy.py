@@ -90,11 +90,13 @@ def main() -> None:
     proc, server = (None, args.server) if args.server else start_server()
     print(f"{'spk':>3} {'seed':>4} {'dur s':>6} {'WER':>6} {'DER':>6} {'found':>5} "
           f"{'w->spk':>6} {'asr s':>6} {'diar s':>6} {'RTF':>6}")
+    results: list[dict] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for speakers in args.speakers:
                 for seed in args.seeds:
                     r = run_one(server, speakers, args.seconds, seed, Path(tmp))
+                    results.append(r)
                     print(f"{speakers:>3} {seed:>4} {r['duration']:>6.1f} {r['wer']:>6.1%} "
                           f"{r['der']:>6.1%} {r['speakers_detected']:>5} "
                           f"{r['word_speaker_accuracy']:>6.1%} {r['asr_s']:>6.1f} "
@@ -102,6 +104,21 @@ def main() -> None:
     finally:
         if proc is not None:
             proc.terminate()
+    summarize(results)
+
+
+def summarize(results: list[dict]) -> None:
+    """Per speaker count: mean and range of WER, worst DER, RTF and speaker accuracy."""
+    print()
+    for speakers in sorted({r["speakers"] for r in results}):
+        rs = [r for r in results if r["speakers"] == speakers]
+        wers = [r["wer"] for r in rs]
+        right = sum(r["speakers_detected"] == speakers for r in rs)
+        print(f"{speakers} speakers, {len(rs)} files: WER mean {sum(wers) / len(rs):.1%} "
+              f"(range {min(wers):.1%}-{max(wers):.1%}), DER max "
+              f"{max(r['der'] for r in rs):.1%}, speaker count right {right}/{len(rs)}, "
+              f"words->speaker min {min(r['word_speaker_accuracy'] for r in rs):.1%}, "
+              f"RTF max {max(r['rtf'] for r in rs):.3f}")
 
 
 if __name__ == "__main__":

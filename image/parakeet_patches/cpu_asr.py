@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from denoise import noise_profile, reduce_noise
+from frontend import noise_profile, reduce_noise, shape
 from engine_base import SAMPLE_RATE, EngineError, TextSegment, Transcript, Word
 
 MODEL_NAME = "moonshine/tiny-en+pocketsphinx-align"
@@ -361,7 +361,8 @@ class CpuTranscriber:
     def _recognise(self, audio: np.ndarray) -> list[_Line]:
         """Moonshine lines over the whole input, chunk by chunk, in absolute seconds."""
         lines: list[_Line] = []
-        audio = reduce_noise(audio, noise_profile(audio))  # for Moonshine; not for alignment
+        audio = shape(audio)  # for Moonshine only; alignment uses the original
+        audio = reduce_noise(audio, noise_profile(audio))
         for first, last in plan_chunks(audio):
             chunk = audio[first:last]
             if float(np.max(np.abs(chunk))) < SILENCE_PEAK:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import signal
 
 pytest.importorskip("moonshine_voice")
 
@@ -220,15 +221,35 @@ def test_tidy_keeps_words_ordered_and_inside_the_audio() -> None:
     assert all(0.0 <= w.start < w.end <= 3.0 for w in got)
 
 
+def test_shaping_cuts_the_low_band_and_lifts_the_top():
+    import frontend
+
+    freqs = np.array([60.0, 125.0, 1000.0, 6000.0])
+    _, response = signal.sosfreqz(frontend.SHAPING, worN=freqs, fs=SAMPLE_RATE)
+    gain_db = 20 * np.log10(np.abs(response))
+    assert gain_db[0] < -45 and gain_db[1] < -20  # hum and a low voice's F0
+    assert abs(gain_db[2]) < 1.5  # the speech band is left alone
+    assert 5.0 < gain_db[3] < 6.5  # the shelf
+
+
+def test_shaping_keeps_length_and_dtype():
+    import frontend
+
+    tone = np.sin(np.arange(SAMPLE_RATE) * 0.3).astype(np.float32)
+    shaped = frontend.shape(tone)
+    assert shaped.dtype == np.float32 and len(shaped) == len(tone)
+    assert len(frontend.shape(np.zeros(0, np.float32))) == 0
+
+
 def test_noise_reduction_lowers_a_steady_floor_and_keeps_the_speech():
-    import denoise
+    import frontend
 
     rng = np.random.default_rng(3)
     n = SAMPLE_RATE * 20
     tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / SAMPLE_RATE)
     speech = np.where(np.arange(n) % (4 * SAMPLE_RATE) < 2 * SAMPLE_RATE, tone, 0.0)
     noisy = (speech + rng.normal(0, 0.003, n)).astype(np.float32)
-    cleaned = denoise.reduce_noise(noisy, denoise.noise_profile(noisy))
+    cleaned = frontend.reduce_noise(noisy, frontend.noise_profile(noisy))
     pause = slice(3 * SAMPLE_RATE, 4 * SAMPLE_RATE)
     voiced = slice(SAMPLE_RATE // 2, SAMPLE_RATE)
     assert np.std(cleaned[pause]) < 0.5 * np.std(noisy[pause])  # >6 dB less noise
@@ -236,22 +257,22 @@ def test_noise_reduction_lowers_a_steady_floor_and_keeps_the_speech():
 
 
 def test_noise_reduction_leaves_audio_without_pauses_alone():
-    import denoise
+    import frontend
 
     rng = np.random.default_rng(4)
     steady = rng.normal(0, 0.1, SAMPLE_RATE * 10).astype(np.float32)  # no pause to learn from
-    assert denoise.noise_profile(steady) is None
-    assert denoise.reduce_noise(steady, None) is steady
+    assert frontend.noise_profile(steady) is None
+    assert frontend.reduce_noise(steady, None) is steady
 
 
 def test_noise_reduction_in_blocks_equals_one_whole_stft():
-    import denoise
+    import frontend
 
     rng = np.random.default_rng(5)
-    n = denoise.BLOCK * 3 + 777
+    n = frontend.BLOCK * 3 + 777
     audio = (rng.normal(0, 0.003, n) + 0.3 * (np.arange(n) % 40000 < 15000)
              * np.sin(np.arange(n) * 0.07)).astype(np.float32)
-    profile = denoise.noise_profile(audio)
+    profile = frontend.noise_profile(audio)
     assert profile is not None
-    np.testing.assert_allclose(denoise.reduce_noise(audio, profile),
-                               denoise._subtract(audio, profile), atol=1e-6)
+    np.testing.assert_allclose(frontend.reduce_noise(audio, profile),
+                               frontend._subtract(audio, profile), atol=1e-6)

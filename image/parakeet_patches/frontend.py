@@ -1,9 +1,17 @@
-"""Stationary-noise reduction in front of the CPU recogniser (spectral subtraction).
+"""The recogniser's front end: spectral shaping and stationary-noise reduction.
 
-Moonshine tiny loses words under a steady noise floor (a fan, a mic's hiss): on the
-generated conversations, whose floor is white noise at -50 dBFS, WER went from 20% on
-clean lines to over 30%. The noise spectrum is the mean spectrum of the file's
-quietest frames; each chunk's magnitudes lose that much (never below FLOOR of
+Both only change what Moonshine hears; word alignment and diarization use the
+original audio. Measured on generated conversations (24 files, 3 and 4 speakers,
+seeds 1-12), Moonshine tiny's mean WER was 28.7% on the input as it is.
+
+Shaping: a 4th-order high-pass at 250 Hz (the voices' low fundamental and hum carry
+no words) and a +6 dB high shelf at 3 kHz (consonants). A low-pass at 5 kHz doubled
+the errors, so the top band matters most. With the noise reduction below: 24.4%.
+
+Noise reduction (spectral subtraction): Moonshine tiny loses words under a steady
+floor (a fan, a mic's hiss): with the generator's white noise at -50 dBFS, WER went
+from 20% on clean lines to over 30%. The noise spectrum is the mean spectrum of the
+file's quietest frames; each chunk's magnitudes lose that much (never below FLOOR of
 themselves), phases are kept. A file without clear pauses is left alone: there its
 quietest frames are speech, not noise.
 """
@@ -21,6 +29,38 @@ MAX_NOISE_FRAMES = 2000  # enough for a mean, bounded memory for a 10-minute inp
 FLOOR = 0.1
 BLOCK = 1024 * HOP  # ~8 s per STFT: a 10-minute input in one would take ~1 GB
 WINDOW = signal.get_window("hann", N)
+HIGH_PASS_HZ = 250.0
+SHELF_HZ, SHELF_DB = 3000.0, 6.0
+SHELF_SLOPE = 0.5  # gentle, as sox's `treble` default
+
+
+def _high_shelf(gain_db: float, freq: float, rate: int, slope: float) -> np.ndarray:
+    """A high-shelf biquad as second-order sections (RBJ audio EQ cookbook)."""
+    a = 10 ** (gain_db / 40)
+    w0 = 2 * np.pi * freq / rate
+    cos = np.cos(w0)
+    alpha = np.sin(w0) / 2 * np.sqrt((a + 1 / a) * (1 / slope - 1) + 2)
+    q = 2 * np.sqrt(a) * alpha
+    b = [a * ((a + 1) + (a - 1) * cos + q), -2 * a * ((a - 1) + (a + 1) * cos),
+         a * ((a + 1) + (a - 1) * cos - q)]
+    den = [(a + 1) - (a - 1) * cos + q, 2 * ((a - 1) - (a + 1) * cos), (a + 1) - (a - 1) * cos - q]
+    return signal.tf2sos(b, den)
+
+
+def shaping_filter(rate: int = 16000) -> np.ndarray:
+    """High-pass then high shelf, as second-order sections for `signal.sosfilt`."""
+    high_pass = signal.butter(4, HIGH_PASS_HZ, "highpass", fs=rate, output="sos")
+    return np.concatenate([high_pass, _high_shelf(SHELF_DB, SHELF_HZ, rate, SHELF_SLOPE)])
+
+
+SHAPING = shaping_filter()
+
+
+def shape(audio: np.ndarray) -> np.ndarray:
+    """The audio through SHAPING (causal: the delay is ~2 ms in the speech band)."""
+    if len(audio) == 0:
+        return audio
+    return signal.sosfilt(SHAPING, audio).astype(np.float32)
 
 
 def noise_profile(audio: np.ndarray) -> np.ndarray | None:
