@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
+from engine_base import SAMPLE_RATE
+
 N = 512  # 32 ms at 16 kHz
 HOP = N // 4
 QUIET_PERCENTILE = 10
@@ -47,7 +49,7 @@ def _high_shelf(gain_db: float, freq: float, rate: int, slope: float) -> np.ndar
     return signal.tf2sos(b, den)
 
 
-def shaping_filter(rate: int = 16000) -> np.ndarray:
+def shaping_filter(rate: int = SAMPLE_RATE) -> np.ndarray:
     """High-pass then high shelf, as second-order sections for `signal.sosfilt`."""
     high_pass = signal.butter(4, HIGH_PASS_HZ, "highpass", fs=rate, output="sos")
     return np.concatenate([high_pass, _high_shelf(SHELF_DB, SHELF_HZ, rate, SHELF_SLOPE)])
