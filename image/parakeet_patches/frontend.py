@@ -1,17 +1,20 @@
 """The recogniser's front end: spectral shaping and stationary-noise reduction.
 
-Both only change what Moonshine hears; word alignment and diarization use the
-original audio. Measured on generated conversations (24 files, 3 and 4 speakers,
-seeds 1-12), Moonshine tiny's mean WER was 28.7% on the input as it is.
+Both only change what the recogniser hears; word alignment and diarization use the
+original audio. Chosen for Moonshine tiny (used before Whisper), where they took the
+mean WER over 24 generated 3- and 4-speaker conversations from 28.7% to 24.4%. With
+Whisper tiny.en on the same files (beam 5, no sampling fallback): 7.7% shaped, 6.8%
+shaped and denoised; shaping also took 9.7% to 8.6% when each window was decoded
+without the previous one's text.
 
 Shaping: a 4th-order high-pass at 250 Hz (the voices' low fundamental and hum carry
 no words) and a +6 dB high shelf at 3 kHz (consonants). A low-pass at 5 kHz doubled
-the errors, so the top band matters most. With the noise reduction below: 24.4%.
+Moonshine's errors, so the top band matters most.
 
-Noise reduction (spectral subtraction): Moonshine tiny loses words under a steady
-floor (a fan, a mic's hiss): with the generator's white noise at -50 dBFS, WER went
-from 20% on clean lines to over 30%. The noise spectrum is the mean spectrum of the
-file's quietest frames; each chunk's magnitudes lose that much (never below FLOOR of
+Noise reduction (spectral subtraction): a steady floor (a fan, a mic's hiss) costs
+words: with the generator's white noise at -50 dBFS, Moonshine's WER went from 20% on
+clean lines to over 30%. The noise spectrum is the mean spectrum of the file's
+quietest frames; each block's magnitudes lose that much (never below FLOOR of
 themselves), phases are kept. A file without clear pauses is left alone: there its
 quietest frames are speech, not noise.
 """

@@ -66,7 +66,7 @@ def test_reapply_after_drift_turns_every_step_ok_and_the_pill_in_sync(sim, dashb
     expect(main_row).to_contain_text(drifted[:12])
     expect(main_row).to_contain_text(local[:12])
     expect(main_row.locator(f'[title^="{drifted}"]')).to_have_count(1)  # full SHA on hover
-    expect(panel.locator("[data-loaded-models]")).to_contain_text("moonshine")
+    expect(panel.locator("[data-loaded-models]")).to_contain_text("whisper")
 
     page.evaluate(RECORD_STEPS)
     panel.locator('[data-action="reapply"]').click()

@@ -26,7 +26,7 @@ def test_state_is_read_from_docker_and_health(sim):
     assert asr["container"]["status"] == "running"
     assert asr["container"]["started_at"] == inspect(sim, "parakeet-asr", "{{.State.StartedAt}}")
     assert asr["health"]["body"]["engine"] == "cpu"
-    assert "moonshine/tiny-en+pocketsphinx-align" in asr["models"]
+    assert "whisper/tiny.en+pocketsphinx-align" in asr["models"]
     assert asr["memory"]["usage_bytes"] > 1024**2
     assert tts["state"] == "healthy"
     assert tts["models"] == ["magpie-tts-standin"]

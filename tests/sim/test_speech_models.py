@@ -62,7 +62,7 @@ def test_fresh_deploy_is_in_sync(sim):
     assert {f["status"] for f in body["files"]} == {"in_sync"}
     assert len(body["files"]) == len(list(PATCHES.glob("*.py")))
     assert body["container"]["running"] is True
-    assert "moonshine/tiny-en+pocketsphinx-align" in body["models"]
+    assert "whisper/tiny.en+pocketsphinx-align" in body["models"]
 
 
 def test_edited_file_is_drift_and_deleted_file_is_missing(sim):

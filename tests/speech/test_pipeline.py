@@ -47,7 +47,7 @@ def test_three_speakers_contract_and_accuracy(cpu_server, conversation, tmp_path
     body = response.json()
     assert set(body) >= {"duration", "language", "speakers_detected", "segments", "models"}
     assert body["speakers_detected"] == 3
-    assert body["models"]["transcription"].startswith("moonshine")
+    assert body["models"]["transcription"].startswith("whisper")
     first = body["segments"][0]
     assert set(first) == {"start_ms", "end_ms", "speaker", "text"}
     assert all(" ," not in s["text"] and " ." not in s["text"] for s in body["segments"])

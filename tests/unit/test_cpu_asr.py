@@ -1,4 +1,4 @@
-"""The CPU recogniser (Moonshine tiny-en + PocketSphinx alignment) on real speech.
+"""The CPU recogniser (Whisper tiny.en + PocketSphinx alignment) on real speech.
 
 Speech is synthesised with espeak-ng (seeded pauses, faint noise), so the text and
 each sentence's time span are known: words must be recognised (WER) and placed
@@ -18,9 +18,11 @@ import numpy as np
 import pytest
 from scipy import signal
 
-pytest.importorskip("moonshine_voice")
+pytest.importorskip("faster_whisper")
 
-from cpu_asr import CpuTranscriber, Lexicon, place_words, plan_chunks, tidy  # noqa: E402
+import cpu_asr  # noqa: E402
+from cpu_asr import CpuTranscriber, check_weights, lines_from_words  # noqa: E402
+from word_align import place_words, tidy  # noqa: E402
 from engine_base import SAMPLE_RATE, EngineError, Transcript, Word  # noqa: E402
 from testaudio.evaluate import wer as word_error_rate  # noqa: E402
 
@@ -122,15 +124,26 @@ def test_segments_are_lines_covering_their_words(result: Transcript) -> None:
         assert seg.start >= prev.end
 
 
-def test_chunks_are_cut_in_pauses(speech: Speech) -> None:
-    chunks = plan_chunks(speech.audio, max_s=6.0, min_s=2.0)
-    assert chunks[0][0] == 0 and chunks[-1][1] == len(speech.audio)
-    assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:])), "contiguous"
-    for first, last in chunks:
-        assert last - first <= 6.0 * SAMPLE_RATE
-    for cut, _ in chunks[1:]:
-        t = cut / SAMPLE_RATE
-        assert not any(s < t < e for s, e in speech.spans), f"cut at {t:.2f} s is inside speech"
+def test_lines_break_at_pauses() -> None:
+    words = [("One", 0.0, 0.3), ("two.", 0.35, 0.6), ("Three", 0.95, 1.2), ("-", 1.2, 1.25),
+             ("four", 1.3, 1.5)]
+    lines = lines_from_words(words, gap=0.3)
+    assert [(ln.text, ln.start, ln.end) for ln in lines] == [("One two.", 0.0, 0.6),
+                                                           ("Three- four", 0.95, 1.5)]
+    assert lines_from_words([]) == []
+
+
+def test_weights_that_differ_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "model.bin").write_bytes(b"not the weights")
+    with pytest.raises(ValueError, match="sha256"):
+        check_weights(tmp_path)
+
+
+def test_missing_model_package_is_a_load_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cpu_asr, "MODEL_PACKAGE", "no_such_model_package")
+    with pytest.raises(EngineError) as info:
+        CpuTranscriber().load()
+    assert info.value.stage == "load" and "spark-control[local]" in info.value.message
 
 
 @pytest.mark.parametrize("audio", [np.zeros(3 * SAMPLE_RATE, np.float32),
@@ -158,7 +171,7 @@ def test_failures_inside_are_engine_errors(asr: CpuTranscriber, speech: Speech,
     def broken(*_args, **_kwargs):
         raise RuntimeError("native decoder crashed")
 
-    monkeypatch.setattr(asr._moonshine, "transcribe_without_streaming", broken)
+    monkeypatch.setattr(asr._whisper, "transcribe", broken)
     with pytest.raises(EngineError) as info:
         asr.transcribe(speech.audio[: 4 * SAMPLE_RATE])
     assert info.value.stage == "transcribe" and "crashed" in info.value.message
@@ -179,21 +192,17 @@ def test_concurrent_calls_give_the_same_words(asr: CpuTranscriber, speech: Speec
         thread.start()
     for thread in threads:
         thread.join(60)
-    # Moonshine's voice detector adapts over calls, so line bounds (and so word
-    # times) may move by a few ms with what came before; the words may not.
+    # Decoding is deterministic (no sampling fallback) and calls do not share state.
     assert len(results) == 2
-    for got in results:
-        assert [w.word for w in got.words] == [w.word for w in alone.words]
-        for word, ref in zip(got.words, alone.words):
-            assert word.start == pytest.approx(ref.start, abs=0.05)
-            assert word.end == pytest.approx(ref.end, abs=0.05)
+    assert results == [alone, alone]
 
 
 def test_words_missing_from_the_dictionary_still_align(asr: CpuTranscriber) -> None:
-    lexicon = Lexicon(asr._decoder)
+    aligner = asr._aligner
+    lexicon = aligner.lexicon
     for token in ("notesbook", "to-morrow", "10", "Zorblaxian,", "1.30", "p.m."):
         key = lexicon.key(token)
-        assert key and asr._decoder.lookup_word(key), token
+        assert key and aligner.lookup(key), token
     assert lexicon.key("—") is None  # nothing to pronounce
 
 
