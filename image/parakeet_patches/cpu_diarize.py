@@ -10,7 +10,8 @@ clustering -> speaker turns.
    k-way partition (spectral clustering on the refined affinity of Wang et al. 2018,
    "Speaker diarization with LSTM", or k-means on the embeddings, both refined by a
    few k-means steps) is kept while all its clusters are pairwise distinct voices
-   (centroid distance over a threshold that grows for small clusters); the first k
+   (centroid distance over a threshold that grows for small clusters, or, for two
+   close voices, an MFCC ΔBIC over DISTINCT_BIC: voice_stats.py); the first k
    that fails stops the search. One voice therefore gives one speaker, and a close
    voice is not hidden by a far one, two things the eigen-gap count got wrong.
 4. Every window is scored against the speaker centroids; each speech frame averages
@@ -32,6 +33,7 @@ import webrtcvad
 from engine_base import (SAMPLE_RATE, Diarization, EngineError, Turn, as_stage,
                          relabel_by_first_appearance)
 from speaker_encoder import SpeakerEncoder
+from voice_stats import DISTINCT_BIC, ClusterStats, window_stats
 
 
 VAD_MODE = 2  # webrtcvad aggressiveness 0..3
@@ -243,10 +245,20 @@ def candidate_partitions(emb: np.ndarray, vecs: np.ndarray | None, k: int) -> li
     return [labels for labels in found if labels.max() + 1 == k]
 
 
-def cluster_windows(emb: np.ndarray, max_k: int) -> np.ndarray:
+def distinct_by_bic(stats: ClusterStats | None, labels: np.ndarray) -> bool:
+    """Every pair of clusters is two voices by the MFCC ΔBIC (False without stats)."""
+    if stats is None:
+        return False
+    k = labels.max() + 1
+    return min(stats.delta_bic(labels == a, labels == b)
+               for a in range(k) for b in range(a + 1, k)) >= DISTINCT_BIC
+
+
+def cluster_windows(emb: np.ndarray, max_k: int, stats: ClusterStats | None = None) -> np.ndarray:
     """Speaker label per (smoothed) window embedding. k = 2, 3, ... is tried in turn
-    and kept while the best k-way partition has every pair of clusters distinct; the
-    first k that fails stops the search, so one voice gives one speaker. (The 2018
+    and kept while the best k-way partition has every pair of clusters distinct (by
+    centroid distance, or else by the ΔBIC of `stats`, the windows' MFCC statistics);
+    the first k that fails stops the search, so one voice gives one speaker. (The 2018
     eigen-gap count was tried first: it picks the big female/male split and hides two
     close voices, and plain spectral clustering can never return one speaker.)"""
     best = np.zeros(len(emb), int)
@@ -256,12 +268,11 @@ def cluster_windows(emb: np.ndarray, max_k: int) -> np.ndarray:
     for k in range(2, min(max_k, MAX_SPEAKERS, len(emb) // 2) + 1):
         scored = [(min_excess(emb, labels), labels)
                   for labels in candidate_partitions(emb, vecs, k)]
-        if not scored:
+        kept = [(excess, labels) for excess, labels in scored
+                if excess > 0 or distinct_by_bic(stats, labels)]
+        if not kept:
             break
-        excess, labels = max(scored, key=lambda item: item[0])
-        if excess <= 0:
-            break
-        best = labels
+        best = max(kept, key=lambda item: item[0])[1]
     return best
 
 
@@ -382,13 +393,14 @@ class CpuDiarizer:
         win = _embed_regions(encoder, audio, regions)
         if len(win.spans) == 0:
             return Diarization(turns=[])
-        labels = self._cluster(win, max_speakers)
+        labels = self._cluster(win, max_speakers, audio, flags)
         cents = _centroids(win.emb, labels)
         scores = frame_scores(win, cents, len(flags))
         return Diarization(turns=relabel_by_first_appearance(build_turns(scores, regions)))
 
     @staticmethod
-    def _cluster(win: _Windows, max_speakers: int | None) -> np.ndarray:
+    def _cluster(win: _Windows, max_speakers: int | None, audio: np.ndarray,
+                 flags: np.ndarray) -> np.ndarray:
         """Cluster the long windows (smoothed); short ones join their nearest centroid."""
         max_k = MAX_SPEAKERS if max_speakers is None else max(1, int(max_speakers))
         lengths = np.array([(e - s) / SAMPLE_RATE for s, e in win.spans])
@@ -396,7 +408,9 @@ class CpuDiarizer:
         if long_.sum() < 2:
             long_ = np.ones(len(lengths), bool)
         smooth = smooth_embeddings(win.emb, win.region)
-        labels_long = cluster_windows(smooth[long_], max_k)
+        spans = [span for span, keep in zip(win.spans, long_) if keep]
+        stats = window_stats(audio, flags, FRAME, spans)
+        labels_long = cluster_windows(smooth[long_], max_k, stats)
         cents = _centroids(smooth[long_], labels_long)
         labels = (smooth @ cents.T).argmax(1)
         labels[long_] = labels_long
