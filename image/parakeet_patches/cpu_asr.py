@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine_base import SAMPLE_RATE, EngineError, TextSegment, Transcript, Word
+from engine_base import SAMPLE_RATE, EngineError, TextSegment, Transcript
 from frontend import noise_profile, reduce_noise, shape
 from word_align import Aligner, Line, merge_punctuation, tidy
 

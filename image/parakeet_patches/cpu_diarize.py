@@ -409,7 +409,8 @@ class CpuDiarizer:
             long_ = np.ones(len(lengths), bool)
         smooth = smooth_embeddings(win.emb, win.region)
         spans = [span for span, keep in zip(win.spans, long_) if keep]
-        stats = window_stats(audio, flags, FRAME, spans)
+        # an MFCC pass over the whole input: only worth it if clusters may be split
+        stats = window_stats(audio, flags, FRAME, spans) if max_k > 1 else None
         labels_long = cluster_windows(smooth[long_], max_k, stats)
         cents = _centroids(smooth[long_], labels_long)
         labels = (smooth @ cents.T).argmax(1)
