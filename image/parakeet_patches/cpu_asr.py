@@ -139,7 +139,9 @@ class CpuTranscriber:
             temperature=0.0)  # no sampling fallback: the same input gives the same words
         words = [(w.word.strip(), float(w.start), float(w.end))
                  for seg in segments for w in (seg.words or []) if w.word.strip()]
-        return [line for line in lines_from_words(words) if line.end > line.start]
+        # A one-word line can come back zero-length ("Sorry," at 109.74-109.74 s): it
+        # is kept, since the aligner searches ALIGN_PAD_S around it anyway.
+        return lines_from_words(words)
 
 
 def check_language(language: str | None) -> None:
