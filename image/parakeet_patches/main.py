@@ -93,6 +93,9 @@ async def _load(engine: Engine, state: LoadState) -> None:
     started = time.perf_counter()
     try:
         await asyncio.to_thread(engine.load)
+    except EngineError as exc:  # a known cause, said in full: no traceback to read
+        state.error = str(exc)
+        log.error("loading the %s engine failed: %s", engine.name, exc)
     except Exception as exc:  # reported by /health; requests get 503 with the reason
         state.error = f"{type(exc).__name__}: {exc}"
         log.exception("loading the %s engine failed", engine.name)

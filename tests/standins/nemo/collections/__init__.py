@@ -1,1 +1,0 @@
-"""nemo.collections stand-in."""

@@ -1,1 +1,0 @@
-"""nemo.collections.asr.parts.utils stand-in."""
