@@ -112,8 +112,11 @@ class SimSpark2:
         self.docker("import", "-", IMAGE, input=tar)
 
     def create_containers(self) -> None:
+        # The overlay, plus the CPU engine's speaker-encoder weights: part of this
+        # simulated image (the real one runs NeMo), not of what spark-control deploys.
+        files = [*_patch_files(), PATCHES / "ge2e_weights.npz"]
         self.create_container("parakeet-asr", self.state.parakeet_port, APP_DIR,
-                              {f"{APP_DIR}/{p.name}": p.read_bytes() for p in _patch_files()})
+                              {f"{APP_DIR}/{p.name}": p.read_bytes() for p in files})
         self.create_container("magpie-tts", self.state.magpie_port, TTS_DIR,
                               {f"{TTS_DIR}/main.py": TTS_STANDIN.read_bytes()})
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+# On SIGTERM, requests in flight get this long to finish before they are cancelled
+# (docker-compose.yml's stop_grace_period is 2 min; plain `docker stop` needs -t 120).
+SHUTDOWN_GRACE_S = 100
 EPILOG = ("other command: spark-control transcribe FILE [--format ...] [--server URL] "
           "(see spark-control transcribe --help)")
 
@@ -40,7 +43,8 @@ def serve(argv: list[str]) -> int:
     configure(settings.log_level)
     # access_log off: logs.RequestIdMiddleware writes one line per request, with its id
     uvicorn.run(create_app(settings), host=settings.bind_host, port=settings.bind_port,
-                log_level=settings.log_level, log_config=None, access_log=False)
+                log_level=settings.log_level, log_config=None, access_log=False,
+                timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
     return 0
 
 

@@ -6,8 +6,10 @@ that names the variable (see `load_settings`).
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import stat
 from pathlib import Path
 from typing import Literal
 
@@ -151,11 +153,18 @@ class Settings(BaseSettings):
         return shlex.split(self.docker_cmd)
 
     def service_specs(self) -> list[ServiceSpec]:
-        """`SERVICES` when given, else parakeet-asr and magpie-tts from their own keys."""
+        """`SERVICES` when given, else parakeet-asr and magpie-tts from their own keys.
+        Without a Spark, a PARAKEET_URL (or MAGPIE_URL) is a service known by its URL
+        alone: polled and deep-checked, never started or stopped."""
         if self.services is not None:
             return self.services
         if not self.remote:
-            return []
+            return [spec for spec in (
+                ServiceSpec(name="parakeet-asr", container=self.parakeet_container,
+                            url=self.parakeet_url, kind="asr") if self.parakeet_url else None,
+                ServiceSpec(name="magpie-tts", container=self.magpie_container,
+                            url=self.magpie_url, kind="tts") if self.magpie_url else None,
+            ) if spec is not None]
         return [
             ServiceSpec(name="parakeet-asr", container=self.parakeet_container,
                         url=self.parakeet_url or "", kind="asr",
@@ -165,19 +174,48 @@ class Settings(BaseSettings):
         ]
 
     def check_files(self) -> list[str]:
-        """Problems with files the SSH path needs, each naming its variable."""
-        if not self.remote:
-            return []
-        problems = []
-        if not self.ssh_key_path.is_file():
-            problems.append(f"SSH_KEY_PATH: no such file {self.ssh_key_path}")
-        if not self.ssh_insecure_skip_host_key_check and not self.ssh_known_hosts.is_file():
-            problems.append(
-                f"SSH_KNOWN_HOSTS: no such file {self.ssh_known_hosts}; add the Spark's key "
-                f"with `ssh-keyscan -p {self.spark2_ssh_port} {self.spark2_host} >> FILE` "
-                "after checking its fingerprint"
-            )
-        return problems
+        """Problems with the files and folders startup needs, each naming its variable:
+        found now, in one line each, rather than as a traceback or, for the SSH key, as
+        an "cannot reach SSH" that reads like a network fault."""
+        problems = [writable_folder("DATA_DIR", self.data_dir)]
+        if self.remote:
+            problems.append(readable_file("SSH_KEY_PATH", self.ssh_key_path))
+            if not self.ssh_insecure_skip_host_key_check:
+                problems.append(readable_file(
+                    "SSH_KNOWN_HOSTS", self.ssh_known_hosts,
+                    f"; add the Spark's key with `ssh-keyscan -p {self.spark2_ssh_port} "
+                    f"{self.spark2_host} >> FILE` after checking its fingerprint"))
+        return [p for p in problems if p]
+
+
+def _who() -> str:
+    return f"uid {os.getuid()}"
+
+
+def _owner(path: Path) -> str:
+    info = path.stat()
+    return f"owner uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):04o}"
+
+
+def readable_file(variable: str, path: Path, hint: str = "") -> str | None:
+    if not path.is_file():
+        return f"{variable}: no such file {path}{hint}"
+    if not os.access(path, os.R_OK):
+        return (f"{variable}: {path} is not readable by {_who()} ({_owner(path)}): give that "
+                f"user read access on the host (e.g. chown {os.getuid()} on the file, mode 600)")
+    return None
+
+
+def writable_folder(variable: str, path: Path) -> str | None:
+    """None when `path` is (or can be made as) a folder this process can write in."""
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path("/"))
+    if existing == path and not path.is_dir():
+        return f"{variable}: {path} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return (f"{variable}: {existing} is not writable by {_who()} ({_owner(existing)}): "
+                f"chown -R {os.getuid()} the folder (on the host, if it is a bind mount), "
+                "or use a named volume")
+    return None
 
 
 class ConfigError(Exception):

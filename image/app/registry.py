@@ -77,6 +77,14 @@ class Registry:
         for poller in self.health_pollers.values():
             await poller.stop()
 
+    @property
+    def mode(self) -> str:
+        """remote: a Spark over SSH; local: our own speech server as a child process;
+        external: services known by their URLs only (no container host)."""
+        if self.settings.remote:
+            return "remote"
+        return "local" if self.docker is not None else "external"
+
     def get(self, name: str) -> ServiceRuntime:
         try:
             return self.runtime[name]
@@ -141,7 +149,9 @@ class Registry:
         """The service's runtime; Busy when an action or job holds it."""
         rt = self.get(name)
         if self.docker is None:
-            raise NotConfigured("no Spark is configured (SPARK2_HOST is empty)")
+            raise NotConfigured(f"{name} is reached at its URL only ({rt.spec.url}): "
+                                "starting, stopping and restarting it need a Spark "
+                                "(SPARK2_HOST) or local mode")
         if rt.action is not None:
             since = time.time() - rt.action.started_at
             raise Busy(f"{rt.action.action} of {name} is already running "

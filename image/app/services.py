@@ -17,7 +17,7 @@ from .errors import RemoteError
 from .probes import DeepCheckResult, HealthResult
 
 State = Literal["healthy", "starting", "unhealthy", "stopped", "oom_killed", "restarting",
-                "missing", "unreachable", "not_configured", "unknown"]
+                "missing", "unreachable", "unknown"]
 Action = Literal["start", "stop", "restart"]
 
 
@@ -106,8 +106,8 @@ class ServiceRuntime:
 def derive_state(seen: Observed, action: ActionView | None, grace_s: float,
                  now: float | None = None) -> tuple[State, str]:
     """Name the state a person should see, with a sentence saying why."""
-    if not seen.configured:
-        return "not_configured", "no Spark is configured (SPARK2_HOST is empty)"
+    if not seen.configured:  # no container host: the service is known by its URL alone
+        return _url_only_state(seen.health)
     if seen.docker_error is not None and seen.info is None:
         if seen.docker_error.kind == "container_not_found":
             return "missing", seen.docker_error.message
@@ -118,6 +118,14 @@ def derive_state(seen: Observed, action: ActionView | None, grace_s: float,
     if action is not None and action.action != "stop":
         return "restarting", f"{action.action} in progress ({action.by})"
     return _container_state(info, seen.health, grace_s, now or time.time())
+
+
+def _url_only_state(health: HealthResult | None) -> tuple[State, str]:
+    if health is None:
+        return "unknown", "health not checked yet"
+    if health.ok:
+        return "healthy", "/health answers ok (no container host: reached by URL only)"
+    return "unhealthy", health.detail
 
 
 def _container_state(info: ContainerInfo, health: HealthResult | None, grace_s: float,

@@ -56,15 +56,18 @@ def check_weights(path: Path) -> None:
 
 
 def lines_from_words(words: list[tuple[str, float, float]], gap: float = LINE_GAP_S) -> list[Line]:
-    """Consecutive (word, start, end) grouped into lines wherever a pause is >= gap."""
+    """Consecutive (word, start, end) grouped into lines wherever a pause is >= gap.
+    A line with no letter or digit is not speech: Whisper writes "... .." for faint
+    noise (faster-whisper 1.2.1, ctranslate2 4.8.5), and such a line is dropped."""
     groups: list[list[tuple[str, float, float]]] = []
     for word in words:
         if groups and word[1] - groups[-1][-1][2] < gap:
             groups[-1].append(word)
         else:
             groups.append([word])
-    return [Line(" ".join(merge_punctuation([w for w, _, _ in g])), g[0][1], g[-1][2])
-            for g in groups]
+    lines = [Line(" ".join(merge_punctuation([w for w, _, _ in g])), g[0][1], g[-1][2])
+             for g in groups]
+    return [line for line in lines if any(c.isalnum() for c in line.text)]
 
 
 class CpuTranscriber:

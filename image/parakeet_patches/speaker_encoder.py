@@ -1,8 +1,7 @@
 """GE2E speaker encoder (resemblyzer's VoiceEncoder) in plain numpy.
 
-The weights ship inside the `resemblyzer` wheel as `pretrained.pt`. That package
-cannot be imported here (it needs torch and librosa), so this module reads the
-checkpoint with a restricted unpickler (no torch) and re-implements the network:
+The weights are resemblyzer's, shipped beside this file as `ge2e_weights.npz` (the
+resemblyzer package itself needs torch and librosa), and the network is re-implemented:
 40-channel mel power spectrogram (25 ms / 10 ms at 16 kHz, not log) -> 3-layer
 LSTM (hidden 256) -> linear 256 + ReLU -> L2 normalisation, on partial utterances
 of 160 frames. Everything is read-only after load(), so one instance can be
@@ -11,14 +10,9 @@ shared between threads.
 
 from __future__ import annotations
 
-import importlib.util
-import pickle
-import struct
+import hashlib
 import threading
-import zipfile
-from collections import OrderedDict
 from pathlib import Path
-from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -34,135 +28,27 @@ N_LAYERS = 3
 NORM_TARGET_DBFS = -30.0
 INT16_MAX = 2**15 - 1
 
-_DTYPES = {
-    "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-    "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
-    "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
-}
+# The VoiceEncoder's state dict, converted once from resemblyzer 0.1.4's pretrained.pt
+# (Apache-2.0) to float32 arrays, unchanged: shipped here so that the CPU engine needs
+# no package of torch-era dependencies. The sha256 guards against a damaged file.
+WEIGHTS = Path(__file__).with_name("ge2e_weights.npz")
+WEIGHTS_SHA256 = "d56a0949d1b849d8bb8b8372416e5bc9c75a215e9a2c0af81d487e506c10f9be"
 
 
 # ---------------------------------------------------------------- weights file
 
 
-def default_weights_path() -> Path:
-    """`pretrained.pt` inside the installed resemblyzer package, found without importing it."""
-    spec = importlib.util.find_spec("resemblyzer")
-    if spec is None or not spec.submodule_search_locations:
-        raise EngineError("load", "package 'resemblyzer' (speaker encoder weights) "
-                                  "is not installed")
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / "pretrained.pt"
-        if path.is_file():
-            return path
-    raise EngineError("load", "resemblyzer is installed but has no pretrained.pt")
-
-
-class _StorageRef:
-    """A storage named by the pickle, filled with numpy data once the bytes are known."""
-
-    def __init__(self, key: str, dtype: np.dtype) -> None:
-        self.key = key
-        self.dtype = np.dtype(dtype).newbyteorder("<")
-        self.data: np.ndarray | None = None
-
-
-def _rebuild_tensor(storage: _StorageRef, offset: int, size: tuple, stride: tuple,
-                    *_: Any) -> tuple:
-    # Tensors are resolved lazily: legacy files store the raw bytes after the pickle.
-    return ("tensor", storage, offset, tuple(size), tuple(stride))
-
-
-class _StorageType:
-    def __init__(self, name: str) -> None:
-        self.dtype = _DTYPES[name]
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Unpickles a torch checkpoint into plain containers; refuses any other global."""
-
-    def __init__(self, file: BinaryIO) -> None:
-        super().__init__(file)
-        self.storages: dict[str, _StorageRef] = {}
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) == ("collections", "OrderedDict"):
-            return OrderedDict
-        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
-            return _rebuild_tensor
-        if (module, name) == ("torch._utils", "_rebuild_parameter"):
-            return lambda data, *_: data
-        if module == "torch" and name in _DTYPES:
-            return _StorageType(name)
-        raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
-
-    def persistent_load(self, pid: Any) -> _StorageRef:
-        # ('storage', storage_type, key, location, numel[, view_metadata])
-        if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
-            raise pickle.UnpicklingError(f"unsupported persistent id {pid!r}")
-        storage_type, key = pid[1], str(pid[2])
-        if key not in self.storages:
-            self.storages[key] = _StorageRef(key, storage_type.dtype)
-        return self.storages[key]
-
-
-def _materialise(obj: Any) -> Any:
-    """Replace lazy tensor tuples by numpy arrays (offset/size/stride in elements)."""
-    if isinstance(obj, tuple) and len(obj) == 5 and obj[0] == "tensor":
-        _, storage, offset, size, stride = obj
-        flat = storage.data
-        itemsize = flat.itemsize
-        view = np.lib.stride_tricks.as_strided(
-            flat[offset:], shape=size, strides=[s * itemsize for s in stride])
-        return np.array(view, dtype=flat.dtype.newbyteorder("="))
-    if isinstance(obj, dict):
-        return type(obj)((k, _materialise(v)) for k, v in obj.items())
-    if isinstance(obj, list):
-        return [_materialise(v) for v in obj]
-    return obj
-
-
-def _load_zip(path: Path) -> Any:
-    """torch >= 1.6 format: zip with <root>/data.pkl and raw storages <root>/data/<key>."""
-    with zipfile.ZipFile(path) as archive:
-        pkl = next(n for n in archive.namelist() if n.endswith("data.pkl"))
-        root = pkl[: -len("data.pkl")]
-        with archive.open(pkl) as f:
-            unpickler = _RestrictedUnpickler(f)
-            obj = unpickler.load()
-        for key, ref in unpickler.storages.items():
-            ref.data = np.frombuffer(archive.read(f"{root}data/{key}"), dtype=ref.dtype)
-    return obj
-
-
-def _load_legacy(path: Path) -> Any:
-    """torch < 1.6 format: magic, version, sys info, main pickle, key list, then the
-    storages in key-list order, each as an int64 element count followed by raw data."""
-    with open(path, "rb") as f:
-        for _ in range(3):  # magic number, protocol version, sys_info
-            pickle.load(f)
-        unpickler = _RestrictedUnpickler(f)
-        obj = unpickler.load()
-        keys = pickle.load(f)
-        for key in keys:
-            (numel,) = struct.unpack("<q", f.read(8))
-            ref = unpickler.storages.get(key) or _StorageRef(key, np.float32)
-            ref.data = np.frombuffer(f.read(numel * ref.dtype.itemsize), dtype=ref.dtype)
-    return obj
-
-
-def load_torch_checkpoint(path: str | Path) -> Any:
-    """Read a torch .pt file into dicts of numpy arrays, without torch."""
-    path = Path(path)
-    obj = _load_zip(path) if zipfile.is_zipfile(path) else _load_legacy(path)
-    return _materialise(obj)
-
-
 def load_encoder_weights(path: str | Path | None = None) -> dict[str, np.ndarray]:
     """The VoiceEncoder's state dict (lstm.*, linear.*) as float32 numpy arrays."""
-    checkpoint = load_torch_checkpoint(path or default_weights_path())
-    state = checkpoint.get("model_state", checkpoint)
-    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in state.items()
-            if k.startswith(("lstm.", "linear."))}
+    path = Path(path) if path is not None else WEIGHTS
+    if not path.is_file():
+        raise EngineError("load", f"speaker encoder weights {path} are missing")
+    if path == WEIGHTS and hashlib.sha256(path.read_bytes()).hexdigest() != WEIGHTS_SHA256:
+        raise EngineError("load", f"speaker encoder weights {path} are damaged "
+                                  "(sha256 differs): restore the file from the repository")
+    with np.load(path, allow_pickle=False) as archive:
+        return {k: np.ascontiguousarray(archive[k], dtype=np.float32) for k in archive.files
+                if k.startswith(("lstm.", "linear."))}
 
 
 # ---------------------------------------------------------------- features
@@ -292,7 +178,7 @@ class SpeakerEncoder:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> SpeakerEncoder:
-        """Read the bundled weights once (~17 MB); later calls return the same instance."""
+        """Read the bundled weights once (5.7 MB); later calls return the same instance."""
         with cls._lock:
             if path is not None:
                 return cls(load_encoder_weights(path))

@@ -14,7 +14,6 @@ export const STATE = {
   oom_killed: ["Out of memory", "bad"],
   missing: ["Missing", "bad"],
   unreachable: ["Unreachable", "bad"],
-  not_configured: ["Not configured", "off"],
   unknown: ["Unknown", "off"],
 };
 const VERDICT = { ok: "OK", failed: "Failed", rejected: "Rejected" };
@@ -60,14 +59,15 @@ function renderHost(host, mode) {
   let label;
   let tone;
   const local = mode === "local";
-  if (!host.host) [label, tone] = ["No Spark configured", "off"];
+  if (mode === "external") [label, tone] = ["No Spark: services reached by URL", "off"];
+  else if (!host.host) [label, tone] = ["No Spark configured", "off"];
   else if (local) [label, tone] = ["Local mode: speech server on this machine", "off"];
   else if (host.reachable === true) [label, tone] = [`Spark 2 (${host.host}) reachable`, "ok"];
   else if (host.reachable === false) [label, tone] = [`Spark 2 (${host.host}) unreachable`, "bad"];
   else [label, tone] = [`Spark 2 (${host.host}): waiting for the first poll`, "off"];
   updatePill(node, label, tone);
   node.dataset.reachable = String(host.reachable);
-  node.dataset.mode = local ? "local" : "remote";
+  node.dataset.mode = mode;
   node.title = host.detail || "";
   const checked = $("[data-checked]");
   setText(checked, host.checked_at ? `updated ${ago(host.checked_at)}` : "");
@@ -123,8 +123,8 @@ function updateCard(f, svc) {
   f.root.dataset.state = svc.state;
   updatePill(f.pill, busy ? `${label} · ${busy}…` : label, tone);
   f.pill.dataset.state = svc.state;
-  const local = latest?.mode === "local";
-  setText(f.where, `${hostPort(svc.url)} · ${local ? "process" : "container"} ${svc.container_name}`);
+  const where = { local: `process ${svc.container_name}`, external: "by URL only" };
+  setText(f.where, `${hostPort(svc.url)} · ${where[latest?.mode] ?? `container ${svc.container_name}`}`);
   setText(f.detail, svc.action
     ? `${svc.action.action} in progress (by ${svc.action.by}, started ${ago(svc.action.started_at)})`
     : svc.state_detail);
@@ -189,15 +189,17 @@ function renderHistory(list, history) {
 
 // Which buttons make sense now. Nothing is allowed while an action holds the
 // service (ours or anyone's, e.g. a speech-model job) or while docker cannot be read.
+// A service known by its URL alone (no container host) can only be deep-checked.
 export function allowedActions(svc, busy) {
   const blocked = busy || svc.action ||
-    ["unknown", "unreachable", "not_configured", "missing"].includes(svc.state);
+    ["unknown", "unreachable", "missing"].includes(svc.state);
+  const hosted = latest?.mode !== "external";
   const running = Boolean(svc.container?.running);
   return {
-    start: !blocked && !running,
-    stop: !blocked && running,
-    restart: !blocked && Boolean(svc.container),
-    "deep-check": !blocked && running,
+    start: !blocked && hosted && !running,
+    stop: !blocked && hosted && running,
+    restart: !blocked && hosted && Boolean(svc.container),
+    "deep-check": !blocked && (running || !hosted),
   };
 }
 

@@ -139,3 +139,23 @@ def test_local_mode_shows_the_local_server_and_no_patch_actions(dashboard, tmp_p
     expect(panel.locator("table.files")).to_be_hidden()
     expect(panel.locator('[data-action="reapply"]')).to_be_disabled()
     expect(panel.locator('[data-action="restart-models"]')).to_be_disabled()
+
+
+@pytest.mark.sim
+def test_a_speech_server_known_by_url_offers_only_the_deep_check(sim, dashboard, tmp_path):
+    """No Spark, PARAKEET_URL at a speech server spark-control does not run (compose's
+    "without a Spark" setup): listed and healthy, nothing to start or stop."""
+    board = dashboard(Settings(_env_file=None, data_dir=tmp_path / "data", local_speech=False,
+                               parakeet_url=sim.env()["PARAKEET_URL"], poll_interval_s=0.5))
+    board.open()
+    page = board.page
+    asr = card(page, "parakeet-asr")
+    expect(asr).to_have_attribute("data-state", "healthy", timeout=30_000)
+    expect(page.locator("[data-host]")).to_have_attribute("data-mode", "external")
+    expect(page.locator("[data-host]")).to_contain_text("No Spark: services reached by URL")
+    expect(asr.locator(".where")).to_contain_text("by URL only")
+    for action in ("start", "stop", "restart"):
+        expect(button(page, "parakeet-asr", action)).to_be_disabled()
+    button(page, "parakeet-asr", "deep-check").click()
+    check = asr.locator('[data-field="deep_check"]')
+    expect(check).to_have_attribute("data-verdict", "ok", timeout=30_000)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -48,6 +49,28 @@ def test_missing_key_files_stop_startup(tmp_path):
                  ssh_known_hosts=tmp_path / "nohosts")
     assert "SSH_KEY_PATH: no such file" in str(info.value)
     assert "SSH_KNOWN_HOSTS: no such file" in str(info.value)
+
+
+def test_an_unreadable_key_and_an_unwritable_data_dir_stop_startup(tmp_path, monkeypatch):
+    """As uid 1000 in the image meets a root-only key and a root-owned /data (root here
+    passes every access check: os.access is what refuses, as for that user)."""
+    key, hosts, data = tmp_path / "key", tmp_path / "known_hosts", tmp_path / "data"
+    for path in (key, hosts):
+        path.write_text("x")
+    key.chmod(0o600)
+    data.mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) in (key, data)
+                        else real(p, mode))
+    with pytest.raises(ConfigError) as info:
+        settings(spark2_host="spark2.lan", ssh_key_path=key, ssh_known_hosts=hosts,
+                 data_dir=data / "sub")
+    lines = str(info.value).splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(f"DATA_DIR: {data} is not writable by uid ")
+    assert "chown -R" in lines[0]
+    assert lines[1].startswith(f"SSH_KEY_PATH: {key} is not readable by uid ")
+    assert "mode 0600" in lines[1]
 
 
 def test_services_list_is_configurable_from_json_env(monkeypatch, tmp_path):

@@ -134,6 +134,13 @@ def test_lines_break_at_pauses() -> None:
     assert lines_from_words([]) == []
 
 
+def test_a_line_without_letters_or_digits_is_not_speech() -> None:
+    """What Whisper wrote for faint noise on a fresh install: "... .." (no words)."""
+    words = [("...", 0.0, 0.4), ("..", 0.5, 0.9), ("-", 2.0, 2.1), ("3", 3.0, 3.2),
+             ("...", 3.3, 3.5), ("Yes.", 5.0, 5.3)]
+    assert [ln.text for ln in lines_from_words(words, gap=0.3)] == ["3...", "Yes."]
+
+
 def test_a_word_whisper_gives_no_duration_is_kept(asr: CpuTranscriber, speech: Speech,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     start, end = speech.spans[0]

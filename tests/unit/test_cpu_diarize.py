@@ -4,10 +4,7 @@ with known speakers (needs espeak-ng and sox, installed by scripts/setup test)."
 
 from __future__ import annotations
 
-import io
-import struct
 import wave
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -61,40 +58,17 @@ def test_bundled_weights_have_the_voice_encoder_shapes() -> None:
     assert all(v.dtype == np.float32 and np.isfinite(v).all() for v in weights.values())
 
 
-def _zip_checkpoint(storage: np.ndarray, offset: int, size: tuple, stride: tuple) -> bytes:
-    """A torch>=1.6 style .pt holding {'t': tensor}, pickled opcode by opcode."""
-    def text(s: str) -> bytes:
-        return b"X" + struct.pack("<I", len(s)) + s.encode()
-
-    def ints(values: tuple) -> bytes:
-        return b"(" + b"".join(b"K" + bytes([v]) for v in values) + b"t"
-
-    pid = b"(" + text("storage") + b"ctorch\nFloatStorage\n" + text("0") + text("cpu") \
-        + b"K" + bytes([storage.size]) + b"tQ"
-    tensor = b"ctorch._utils\n_rebuild_tensor_v2\n(" + pid + b"K" + bytes([offset]) \
-        + ints(size) + ints(stride) + b"\x89ccollections\nOrderedDict\n)RtR"
-    pkl = b"\x80\x02}(" + text("t") + tensor + b"u."
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("archive/data.pkl", pkl)
-        archive.writestr("archive/data/0", storage.astype("<f4").tobytes())
-    return buffer.getvalue()
-
-
-def test_checkpoint_reader_respects_offset_and_stride(tmp_path: Path) -> None:
-    path = tmp_path / "tiny.pt"
-    path.write_bytes(_zip_checkpoint(np.arange(12, dtype=np.float32), 2, (2, 3), (1, 2)))
-    tensor = se.load_torch_checkpoint(path)["t"]
-    assert tensor.dtype == np.float32
-    np.testing.assert_array_equal(tensor, [[2, 4, 6], [3, 5, 7]])
-
-
-def test_checkpoint_reader_refuses_foreign_globals(tmp_path: Path) -> None:
-    path = tmp_path / "evil.pt"
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("archive/data.pkl", b"\x80\x02cos\nsystem\n(X\x02\x00\x00\x00idtR.")
-    with pytest.raises(Exception, match="refusing"):
-        se.load_torch_checkpoint(path)
+def test_damaged_or_missing_weights_are_a_load_error(tmp_path, monkeypatch) -> None:
+    damaged = tmp_path / "ge2e_weights.npz"
+    data = bytearray(se.WEIGHTS.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    monkeypatch.setattr(se, "WEIGHTS", damaged)
+    with pytest.raises(se.EngineError, match="damaged"):
+        se.load_encoder_weights()
+    monkeypatch.setattr(se, "WEIGHTS", tmp_path / "gone.npz")
+    with pytest.raises(se.EngineError, match="missing"):
+        se.load_encoder_weights()
 
 
 # ---------------------------------------------------------------- embeddings

@@ -25,7 +25,9 @@ JUST_NOW = time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime(NOW - 5))
 
 
 @pytest.mark.parametrize(("seen", "state", "words"), [
-    (Observed(None, None, None, configured=False), "not_configured", "SPARK2_HOST"),
+    (Observed(None, None, None, configured=False), "unknown", "not checked yet"),
+    (Observed(None, None, OK, configured=False), "healthy", "reached by URL only"),
+    (Observed(None, None, DOWN, configured=False), "unhealthy", "refused"),
     (Observed(None, HostUnreachable("cannot reach SSH"), OK), "unreachable", "cannot reach"),
     (Observed(None, HostKeyRejected("host key changed"), OK), "unreachable", "host key"),
     (Observed(None, ContainerNotFound(["d"], 1, "", "c"), None), "missing", "does not exist"),

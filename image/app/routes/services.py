@@ -23,7 +23,9 @@ class HostView(BaseModel):
 
 
 class ServicesResponse(BaseModel):
-    mode: Literal["remote", "local"]  # local: no Spark, the speech server runs here
+    # local: no Spark, the speech server runs here; external: no Spark, services are
+    # reached at their URLs (PARAKEET_URL, MAGPIE_URL) and cannot be started or stopped
+    mode: Literal["remote", "local", "external"]
     spark2: HostView
     services: list[ServiceStatus]
 
@@ -55,10 +57,14 @@ async def list_services(request: Request) -> ServicesResponse:
     """Every service as last polled; never waits on Spark 2."""
     registry = _registry(request)
     poller = registry.docker_poller
-    if not registry.settings.remote:
+    if registry.mode == "local":
         host = HostView(host="localhost", reachable=None, checked_at=poller.updated_at,
                         detail="local mode: no Spark is configured (SPARK2_HOST is empty); "
                                "the speech server runs on this machine")
+    elif registry.mode == "external":
+        host = HostView(host="", reachable=None, checked_at=None,
+                        detail="no Spark is configured (SPARK2_HOST is empty); services are "
+                               "reached at their URLs only")
     elif poller.error is not None:
         host = HostView(host=registry.settings.spark2_host, reachable=False,
                         detail=poller.error.message, checked_at=poller.updated_at)
@@ -67,7 +73,7 @@ async def list_services(request: Request) -> ServicesResponse:
         host = HostView(host=registry.settings.spark2_host, reachable=polled or None,
                         detail="reachable over SSH" if polled else "not polled yet",
                         checked_at=poller.updated_at)
-    return ServicesResponse(mode="remote" if registry.settings.remote else "local",
+    return ServicesResponse(mode=registry.mode,  # type: ignore[arg-type]
                             spark2=host, services=registry.statuses())
 
 
