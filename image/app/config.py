@@ -144,6 +144,11 @@ class Settings(BaseSettings):
         return bool(self.spark2_host)
 
     @property
+    def longest_chunk_s(self) -> float:
+        """The longest audio spark-control sends the speech server in one request."""
+        return max(self.chunk_threshold_s, self.chunk_s)
+
+    @property
     def overlay_source(self) -> Path:
         """Where the overlay files and their manifest are (image/parakeet_patches)."""
         return self.overlay_dir or Path(__file__).resolve().parent.parent / "parakeet_patches"

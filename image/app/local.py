@@ -10,7 +10,9 @@ watchdog and the dashboard treat the local server like a container on the Spark.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
+import math
 import os
 import signal
 import socket
@@ -26,6 +28,23 @@ from .errors import CommandFailed
 log = logging.getLogger(__name__)
 NAME = "local-speech"
 MAX_BACKOFF_S = 30.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _dies_with(parent: int) -> None:
+    """In the child, before exec: SIGTERM when spark-control dies, even by SIGKILL (it
+    kept running, 400 MB, and a restart started a second one)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _is_speech_server(pid: int, app_dir: str) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"main:app" in argv and app_dir.encode() in argv
 
 
 def free_port() -> int:
@@ -40,15 +59,25 @@ def _iso(stamp: float | None) -> str | None:
     return datetime.fromtimestamp(stamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class LocalSpeech:
-    """One supervised speech-server process."""
+def longest_wav_mb(longest_s: float) -> int:
+    """MiB of a 16 kHz mono 16-bit WAV of `longest_s` seconds, rounded up, plus 1."""
+    return math.ceil(longest_s * 16000 * 2 / 2**20) + 1
 
-    def __init__(self, app_dir: Path, port: int, log_path: Path, engine: str = "cpu") -> None:
+
+class LocalSpeech:
+    """One supervised speech-server process. `upload_mb` is its MAX_UPLOAD_MB: what
+    spark-control sends it (16 kHz WAVs of at most a chunk), not the public upload cap,
+    which applies to the compressed original."""
+
+    def __init__(self, app_dir: Path, port: int, log_path: Path, upload_mb: int,
+                 engine: str = "cpu") -> None:
         self.argv = [sys.executable, "-m", "uvicorn", "main:app", "--app-dir", str(app_dir),
                      "--host", "127.0.0.1", "--port", str(port)]
-        self.env = {**os.environ, "ENGINE": engine}
+        self.env = {**os.environ, "ENGINE": engine, "MAX_UPLOAD_MB": str(upload_mb)}
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_path
+        self.pid_path = log_path.with_suffix(".pid")
+        self.app_dir = str(app_dir)
         self.proc: asyncio.subprocess.Process | None = None
         self.wanted = False
         self.started_at: float | None = None
@@ -65,7 +94,26 @@ class LocalSpeech:
     async def start(self) -> None:
         self.wanted = True
         if not self.running:
+            await self._stop_leftover()
             await self._spawn()
+
+    async def _stop_leftover(self) -> None:
+        """A server an earlier spark-control left running (its pid file says which):
+        stopped, so that a restart never runs two."""
+        try:
+            pid = int(self.pid_path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        if pid != os.getpid() and _is_speech_server(pid, self.app_dir):
+            log.warning("stopping the local speech server an earlier run left (pid %d)", pid)
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(100):
+                if not _is_speech_server(pid, self.app_dir):
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                os.kill(pid, signal.SIGKILL)
+        self.pid_path.unlink(missing_ok=True)
 
     async def stop(self, grace_s: float) -> None:
         self.wanted = False
@@ -80,6 +128,7 @@ class LocalSpeech:
                 self.proc.kill()
                 await self.proc.wait()
             self._exited()
+        self.pid_path.unlink(missing_ok=True)
 
     async def restart(self, grace_s: float) -> None:
         await self.stop(grace_s)
@@ -108,9 +157,12 @@ class LocalSpeech:
     async def _spawn(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
+            parent = os.getpid()
             self.proc = await asyncio.create_subprocess_exec(
                 *self.argv, env=self.env, stdin=asyncio.subprocess.DEVNULL, stdout=out,
-                stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+                stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                preexec_fn=lambda: _dies_with(parent))
+        self.pid_path.write_text(f"{self.proc.pid}\n")
         self.started_at, self.finished_at = time.time(), None
         log.info("local speech server started (pid %d) at %s; log in %s", self.proc.pid,
                  self.url, self.log_path)

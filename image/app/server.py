@@ -19,7 +19,7 @@ from .docker import Docker
 from .errors import NotConfigured, install_error_handlers
 from .jobstore import JobStore
 from .local import NAME as LOCAL_NAME
-from .local import LocalProcesses, LocalSpeech, free_port
+from .local import LocalProcesses, LocalSpeech, free_port, longest_wav_mb
 from .logs import RequestIdMiddleware
 from .media import clear_spool
 from .metrics import MetricsMiddleware
@@ -62,7 +62,8 @@ def local_speech(settings: Settings) -> LocalSpeech | None:
     if settings.remote or settings.parakeet_url or not settings.local_speech:
         return None
     port = settings.local_speech_port or free_port()
-    speech = LocalSpeech(settings.overlay_source, port, settings.data_dir / "local-speech.log")
+    speech = LocalSpeech(settings.overlay_source, port, settings.data_dir / "local-speech.log",
+                         upload_mb=longest_wav_mb(settings.longest_chunk_s))
     settings.parakeet_url = speech.url
     if settings.services is None:
         settings.services = [ServiceSpec(name="parakeet-asr", container=LOCAL_NAME,

@@ -106,3 +106,69 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_the_local_server_takes_chunks_bigger_than_the_public_upload_cap(conversation,
+                                                                        tmp_path, monkeypatch):
+    """MAX_UPLOAD_MB caps the compressed original; the child gets 16 kHz WAVs of up to a
+    chunk (45 s here: 1.4 MB, over a 1 MB cap the child used to inherit -> 502)."""
+    ogg = tmp_path / "conversation.ogg"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(conversation.wav), "-c:a", "libopus",
+                    "-b:a", "24k", str(ogg)], check=True)
+    assert ogg.stat().st_size < 2**20 < conversation.wav.stat().st_size
+    monkeypatch.setenv("MAX_UPLOAD_MB", "1")  # as from .env: the child inherited it
+    with authed(local_settings(tmp_path)) as client:
+        assert client.app.state.settings.max_upload_mb == 1
+        wait_for(lambda: asr(client)["state"] == "healthy", timeout=120, what="healthy")
+        with ogg.open("rb") as f:
+            response = client.post("/api/audio/transcribe-with-speakers",
+                                   files={"file": ("c.ogg", f, "audio/ogg")})
+        assert response.status_code == 200, response.text
+        assert response.json()["segments"]
+
+
+def test_the_local_server_dies_with_spark_control_and_a_restart_runs_one(tmp_path):
+    """SIGKILL spark-control: its speech server goes too; one an earlier run left behind
+    (its pid file says so) is stopped by the next start."""
+    data = tmp_path / "data"
+    first = _serve(data)
+    try:
+        child = int(wait_for(lambda: _read(data / "local-speech.pid"), timeout=60,
+                             what="the pid file"))
+        assert _alive(child)
+        first.kill()  # no chance to clean up
+        first.wait(10)
+        wait_for(lambda: not _alive(child), timeout=10, what="the orphan to die")
+    finally:
+        first.kill()
+    leftover = subprocess.Popen(  # as if PDEATHSIG had not fired: a server still running
+        [sys.executable, "-m", "uvicorn", "main:app", "--app-dir",
+         str(Path(__file__).resolve().parents[2] / "image" / "parakeet_patches"),
+         "--host", "127.0.0.1", "--port", str(free_ports(1)[0])],
+        env={**os.environ, "ENGINE": "cpu"}, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    (data / "local-speech.pid").write_text(f"{leftover.pid}\n")
+    second = _serve(data)
+    try:
+        wait_for(lambda: leftover.poll() is not None, timeout=30, what="the leftover to stop")
+        wait_for(lambda: _read(data / "local-speech.pid") not in (None, str(leftover.pid)),
+                 timeout=30, what="the new server")
+    finally:
+        second.send_signal(signal.SIGINT)
+        second.wait(30)
+        leftover.kill()
+
+
+def _serve(data: Path) -> subprocess.Popen:
+    env = {**os.environ, "DATA_DIR": str(data), "SPARK2_HOST": ""}
+    env.pop("PARAKEET_URL", None)
+    return subprocess.Popen([sys.executable, "-m", "app.cli", "--host", "127.0.0.1",
+                             "--port", str(free_ports(1)[0])], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None

@@ -66,6 +66,19 @@ def test_diarize_chunk_passes_the_answer_through(client):
 
 
 @respx.mock
+def test_diarize_chunk_refuses_more_than_one_chunk(tmp_path):
+    """It sends the whole input as one WAV: longer than a chunk would exceed what the
+    speech server is sized for."""
+    route = respx.post(f"{ASR}/v1/audio/diarize-chunk").respond(json={})
+    with _chunked_client(tmp_path) as client:
+        response = client.post("/api/audio/diarize-chunk",
+                               files={"file": ("a.wav", wav_bytes(41.0, tone=300))})
+    assert response.status_code == 413 and not route.called
+    assert "at most 40 s" in response.json()["detail"]
+    assert "transcribe-with-speakers" in response.json()["detail"]
+
+
+@respx.mock
 def test_transcriptions_500_is_503_and_bad_format_is_400(client):
     respx.post(f"{ASR}/v1/audio/transcriptions").respond(500, text="CUDA error")
     files = {"file": ("a.wav", wav_bytes(1.0, tone=300))}

@@ -46,7 +46,11 @@ async def diarize_chunk(request: Request, file: Annotated[UploadFile, File()]) -
     """The speech server's diarize-chunk (turns + voice fingerprints), as it answers."""
     settings, client = request.app.state.settings, speech_client(request)
     async with workdir(settings.data_dir) as work:
-        source, _ = await receive(file, work, settings.max_upload_mb)
+        source, duration = await receive(file, work, settings.max_upload_mb)
+        if duration > settings.longest_chunk_s:
+            raise HTTPException(413, f"diarize-chunk takes one chunk of at most "
+                                     f"{settings.longest_chunk_s:g} s (this is {duration:.0f} s);"
+                                     " send longer recordings to transcribe-with-speakers")
         wav = work / "audio.wav"
         await to_wav(source, wav)
         async with wedge_recovery(request):
