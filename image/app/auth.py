@@ -95,6 +95,13 @@ class AuthMiddleware:
     def _refusal(self, scope: Scope, headers: Headers) -> tuple[int, str, str] | None:
         path, method = scope["path"], scope["method"]
         bearer = _bearer(headers)
+        guarded = path.startswith(PROTECTED_PREFIXES) or method in UNSAFE
+        if bearer is not None and self.auth.token is not None and guarded \
+                and not self.auth.token_ok(bearer):
+            # never fall back to the cookie: a wrong token would otherwise skip the
+            # same-origin check below and then ride on the browser's session
+            return 401, ("the bearer token is wrong: send SPARK_CONTROL_TOKEN or "
+                         "DATA_DIR/auth-token"), "unauthorized"
         if method in UNSAFE and bearer is None and not same_origin(headers, scope):
             return 403, ("cross-origin request refused: state-changing requests must come "
                          "from spark-control's own pages or carry a bearer token"), "csrf"
@@ -119,8 +126,8 @@ def same_origin(headers: Headers, scope: Scope) -> bool:
         return True
     if source == "null":
         return False
-    host = headers.get("host", "")
-    return urlsplit(source).netloc == host
+    parts = urlsplit(source)
+    return (parts.scheme, parts.netloc) == (scope.get("scheme", "http"), headers.get("host", ""))
 
 
 def _bearer(headers: Headers) -> str | None:

@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from . import __version__
 from .audio_jobs import AudioJobs
 from .auth import AuthMiddleware, load_auth
+from .headers import SecurityHeadersMiddleware
 from .config import ServiceSpec, Settings, load_settings
 from .docker import Docker
 from .errors import NotConfigured, install_error_handlers
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AuthMiddleware, auth=app.state.auth)
     app.add_middleware(MetricsMiddleware)  # outside auth: refusals are counted too
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: refusals carry them too
     install_error_handlers(app)
     app.include_router(probes.router)
     app.include_router(login.router)

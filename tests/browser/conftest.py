@@ -139,6 +139,9 @@ def dashboard(browser) -> Iterator[Callable[[Settings], Dashboard]]:
         page.set_default_timeout(20_000)
         board = Dashboard(served, page)
         page.on("pageerror", lambda exc: board.errors.append(str(exc)))
+        # the dashboard must pass its own Content-Security-Policy (app/headers.py)
+        page.on("console", lambda msg: "Content Security Policy" in msg.text
+                and board.errors.append(msg.text))
         stack.append((context, served, board))
         return board
 

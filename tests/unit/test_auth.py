@@ -143,3 +143,34 @@ def test_auth_disabled_opens_the_api_but_keeps_the_origin_check(tmp_path, caplog
 def test_a_short_configured_token_is_a_configuration_error(tmp_path):
     with pytest.raises(ValueError, match="16"):
         Settings(_env_file=None, data_dir=tmp_path, spark_control_token="short")
+
+
+def test_a_wrong_bearer_is_401_even_with_a_session(client):
+    """It used to skip the same-origin check, and then the cookie let it through."""
+    client.get(f"/login?token={TOKEN}")
+    wrong = {"Authorization": "Bearer not-the-token", "Origin": "http://evil.example"}
+    response = client.post("/api/services/parakeet-asr/stop", headers=wrong)
+    assert response.status_code == 401 and "bearer token is wrong" in response.json()["detail"]
+    assert client.get("/api/services", headers=wrong).status_code == 401
+    right = {"Authorization": f"Bearer {TOKEN}"}
+    assert client.get("/api/services", headers=right).status_code == 200
+
+
+def test_the_origin_check_compares_the_scheme_too(client):
+    client.get(f"/login?token={TOKEN}")
+    other_scheme = client.delete("/api/audio/jobs/x", headers={"Origin": "https://testserver"})
+    assert other_scheme.status_code == 403
+    same = client.delete("/api/audio/jobs/x", headers={"Origin": "http://testserver"})
+    assert same.status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/", "/api/services", "/livez", "/nowhere", "/docs"])
+def test_every_response_forbids_framing_and_sniffing(client, path):
+    client.get(f"/login?token={TOKEN}")
+    headers = client.get(path).headers
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "same-origin"
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    if path == "/":
+        assert "script-src 'self'" in headers["content-security-policy"]
