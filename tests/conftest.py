@@ -8,12 +8,16 @@ container or restarts.
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 from collections.abc import Iterator
 
 import pytest
 
 from sim.spark2 import SimSpark2, _alive
+
+# TestClient sends "Host: testserver"; every other name the tests use is loopback.
+os.environ.setdefault("ALLOWED_HOSTS", "testserver")
 
 # tests/real_nemo needs the real NeMo toolkit: it runs in its own virtual environment
 # (.venv-nemo/bin/python -m pytest tests/real_nemo; scripts/test runs both).

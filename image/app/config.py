@@ -11,10 +11,10 @@ import re
 import shlex
 import stat
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Docker's own rule for container names; anything else cannot name a container.
 CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     spark_control_token: str | None = Field(None, min_length=16)
     auth_disabled: bool = False
+    # names beyond loopback and this machine's own (hosts.py): "a.lan,192.168.1.20"
+    allowed_hosts: Annotated[list[str], NoDecode] = []
     bind_host: str = "0.0.0.0"
     bind_port: int = Field(9999, ge=1, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -112,6 +114,13 @@ class Settings(BaseSettings):
     stop_grace_s: int = Field(10, ge=0, le=600)
     auto_restart_max: int = Field(3, ge=0)
     auto_restart_window_s: float = Field(1800.0, gt=0)
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _hosts(cls, value: object) -> object:
+        if isinstance(value, str):  # ALLOWED_HOSTS=a.lan,192.168.1.20
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("parakeet_memory_limit")
     @classmethod

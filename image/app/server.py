@@ -15,6 +15,7 @@ from . import __version__
 from .audio_jobs import AudioJobs
 from .auth import AuthMiddleware, load_auth
 from .headers import SecurityHeadersMiddleware
+from .hosts import HostCheckMiddleware, default_hosts
 from .config import ServiceSpec, Settings, load_settings
 from .docker import Docker
 from .errors import NotConfigured, install_error_handlers
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AuthMiddleware, auth=app.state.auth)
     app.add_middleware(MetricsMiddleware)  # outside auth: refusals are counted too
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(HostCheckMiddleware, allowed=default_hosts(settings))
     app.add_middleware(SecurityHeadersMiddleware)  # outermost: refusals carry them too
     install_error_handlers(app)
     app.include_router(probes.router)

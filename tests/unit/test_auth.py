@@ -174,3 +174,25 @@ def test_every_response_forbids_framing_and_sniffing(client, path):
     assert "frame-ancestors 'none'" in headers["content-security-policy"]
     if path == "/":
         assert "script-src 'self'" in headers["content-security-policy"]
+
+
+def test_dns_rebinding_is_refused_by_the_host_name_even_without_auth(tmp_path):
+    """evil.example re-pointed at this machine: Origin and Host agree, so only the Host
+    allow-list can tell (the attack stopped services with AUTH_DISABLED=true)."""
+    app = create_app(Settings(_env_file=None, data_dir=tmp_path, auth_disabled=True,
+                              local_speech=False, allowed_hosts=["spark-control.lan"]))
+    with TestClient(app, base_url="http://evil.example") as evil:
+        response = evil.post("/api/services/parakeet-asr/stop",
+                             headers={"Origin": "http://evil.example"})
+        assert response.status_code == 400 and response.json()["error"] == "bad_host"
+        assert "ALLOWED_HOSTS" in response.json()["detail"]
+        assert evil.get("/").status_code == 400  # the dashboard too
+    for name in ("http://localhost:9999", "http://127.0.0.1", "http://[::1]:9999",
+                 "http://spark-control.lan:9999", "http://SPARK-CONTROL.LAN."):
+        with TestClient(app, base_url=name) as client:
+            assert client.get("/livez").status_code == 200, name
+
+
+def test_allowed_hosts_reads_a_comma_separated_list(monkeypatch, tmp_path):
+    monkeypatch.setenv("ALLOWED_HOSTS", "a.lan, 192.168.1.20,")
+    assert Settings(_env_file=None).allowed_hosts == ["a.lan", "192.168.1.20"]
