@@ -89,7 +89,7 @@ class AuthMiddleware:
         if refusal is None:
             return await self.app(scope, receive, send)
         status, message, kind = refusal
-        await _json(send, status, {"detail": message, "error": kind},
+        await send_json(send, status, {"detail": message, "error": kind},
                     {"www-authenticate": "Bearer"} if status == 401 else {})
 
     def _refusal(self, scope: Scope, headers: Headers) -> tuple[int, str, str] | None:
@@ -143,10 +143,11 @@ def _cookie(headers: Headers) -> str:
     return ""
 
 
-async def _json(send: Send, status: int, body: dict[str, str],
-                extra: dict[str, str]) -> None:
+async def send_json(send: Send, status: int, body: dict[str, str],
+                    extra: dict[str, str] | None = None) -> None:
+    """A whole JSON response from ASGI middleware (before any route runs)."""
     data = json.dumps(body).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
-    raw += [(k.encode(), v.encode()) for k, v in extra.items()]
+    raw += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": data})

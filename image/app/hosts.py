@@ -10,12 +10,12 @@ container, a reverse proxy's name).
 
 from __future__ import annotations
 
-import json
 import socket
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .auth import send_json
 from .config import Settings
 
 LOOPBACK = {"localhost", "127.0.0.1", "::1"}
@@ -53,10 +53,7 @@ class HostCheckMiddleware:
         name = host_name(Headers(scope=scope).get("host", ""))
         if name in self.allowed:
             return await self.app(scope, receive, send)
-        body = json.dumps({"detail": f"this server does not answer to the name {name!r}: add "
-                                     "it to ALLOWED_HOSTS if people reach spark-control by it",
-                           "error": "bad_host"}).encode()
-        await send({"type": "http.response.start", "status": 400,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await send_json(send, 400, {
+            "detail": f"this server does not answer to the name {name!r}: add it to "
+                      "ALLOWED_HOSTS if people reach spark-control by it",
+            "error": "bad_host"})
