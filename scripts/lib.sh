@@ -9,15 +9,16 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
 }
 
-# make_venv DIR: a virtual environment of the first python3 on PATH. Stock Debian and
-# Ubuntu refuse pip into their own Python (PEP 668) and ship venv without ensurepip:
-# python3-venv comes through apt when that is what is missing.
+# make_venv DIR [PYTHON]: a virtual environment of PYTHON (default: the first python3 on
+# PATH). Stock Debian and Ubuntu refuse pip into their own Python (PEP 668) and ship
+# venv without ensurepip: python3-venv comes through apt when that is what is missing.
 make_venv() {
+  local python="${2:-python3}"
   [ -x "$1/bin/python" ] && return 0
-  if ! python3 -m venv "$1" 2>/dev/null; then
+  if ! "$python" -m venv "$1" 2>/dev/null; then
     rm -rf "$1"
     apt_install python3-venv
-    python3 -m venv "$1"
+    "$python" -m venv "$1"
   fi
 }
 
