@@ -14,6 +14,8 @@ Everything that can go wrong while talking to Spark 2 raises a `RemoteError`:
     └── UpstreamError           an HTTP service on Spark 2 misbehaved
         ├── UpstreamUnavailable connection refused or reset                        503
         └── UpstreamHTTPError   it answered with an error status                   502
+                                (its own 400/413/415/422, the caller's request
+                                refused, is passed through as that status)
 
 Every error carries a message a person can act on; `remote_error_response`
 turns one into `{"detail": ..., "error": <kind>}` with the status above.
@@ -21,6 +23,7 @@ turns one into `{"detail": ..., "error": <kind>}` with the status above.
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Sequence
 
@@ -103,12 +106,29 @@ class UpstreamUnavailable(UpstreamError):
 
 class UpstreamHTTPError(UpstreamError):
     kind = "upstream_http_error"
+    REFUSALS = {400, 413, 415, 422}  # the service refused the caller's request itself
 
-    def __init__(self, url: str, status: int, body: str) -> None:
-        self.url = url
+    def __init__(self, service: str, url: str, status: int, body: str) -> None:
+        self.url = url  # for logs; messages name the service, not its internal address
         self.status = status
         self.body = body[:500]
-        super().__init__(f"{url} answered HTTP {status}: {self.body or '(empty body)'}")
+        super().__init__(f"{service} answered HTTP {status}: {_detail(body)}")
+        if self.refused:
+            self.status_code = status
+
+    @property
+    def refused(self) -> bool:
+        return self.status in self.REFUSALS
+
+
+def _detail(body: str) -> str:
+    """The service's own `detail` when it sent one (FastAPI's shape), else the body."""
+    try:
+        detail = json.loads(body).get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    text = detail if isinstance(detail, str) else body
+    return text[:500] or "(empty body)"
 
 
 def remote_error_response(exc: RemoteError) -> JSONResponse:

@@ -16,7 +16,7 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from .config import Settings
-from .errors import RemoteError
+from .errors import RemoteError, UpstreamHTTPError
 from .media import to_wav
 from .merge import SpeakerTurn, TimedWord, merge
 from .speech_client import SpeechClient
@@ -130,6 +130,9 @@ async def retried(what: str, attempt: Callable[[], Awaitable[T]]) -> T:
     failure names `what`."""
     try:
         return await attempt()
+    except UpstreamHTTPError as exc:
+        if exc.refused:  # the request itself was refused: the same again would be too
+            raise
     except RemoteError:
         pass
     try:

@@ -8,6 +8,7 @@ in-flight cap shared by every request keeps the Spark from being flooded.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,9 @@ import httpx
 from .errors import RemoteTimeout, UpstreamHTTPError, UpstreamUnavailable
 from .merge import SpeakerTurn, TimedWord
 from .metrics import GPU_IN_FLIGHT
+
+log = logging.getLogger(__name__)
+SERVICE = "parakeet-asr"  # named in error messages instead of its internal URL
 
 
 class SpeechClient:
@@ -73,19 +77,20 @@ class SpeechClient:
                 raise RemoteTimeout(f"the speech server did not answer {path} within "
                                     f"{self.timeout:g} s") from None
             except httpx.TransportError as exc:
-                raise UpstreamUnavailable(f"cannot reach the speech server at {self.url}: "
+                log.warning("cannot reach the speech server at %s: %s", self.url, exc)
+                raise UpstreamUnavailable(f"cannot reach the speech server (parakeet-asr): "
                                           f"{exc or type(exc).__name__}") from None
             finally:
                 GPU_IN_FLIGHT.dec()
         if response.status_code >= 400:
-            raise UpstreamHTTPError(url, response.status_code, response.text)
+            raise UpstreamHTTPError(SERVICE, url, response.status_code, response.text)
         try:
             body = response.json()
         except ValueError:
             body = None
         if not isinstance(body, dict):
             # a wrong answer, not a wedge: 502 to the caller, no restart
-            raise UpstreamHTTPError(url, response.status_code,
+            raise UpstreamHTTPError(SERVICE, url, response.status_code,
                                     f"not a JSON object: {response.text[:200]}")
         return body
 
@@ -96,5 +101,5 @@ def _parsing(url: str, body: dict[str, Any]) -> Iterator[None]:
     try:
         yield
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise UpstreamHTTPError(url, 200, f"unexpected answer ({exc!r}): "
+        raise UpstreamHTTPError(SERVICE, url, 200, f"unexpected answer ({exc!r}): "
                                           f"{str(body)[:200]}") from None

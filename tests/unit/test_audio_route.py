@@ -157,8 +157,11 @@ def test_hostile_file_name_is_never_used_as_a_path(client, tmp_path):
 @pytest.mark.parametrize(("answer", "status", "words"), [
     (httpx.Response(200, text="<html>oops</html>"), 502, "not a JSON object"),
     (httpx.Response(200, json={"words": [{"word": "x"}]}), 502, "unexpected answer"),
-    (httpx.Response(400, json={"detail": "bad audio"}), 502, "HTTP 400"),
-], ids=["html", "missing-fields", "upstream-400"])
+    # the speech server refusing the request itself is the caller's 4xx (issue 14, 10)
+    (httpx.Response(400, json={"detail": "language 'fr' is not supported"}), 400,
+     "parakeet-asr answered HTTP 400: language 'fr' is not supported"),
+    (httpx.Response(404, json={"detail": "Not Found"}), 502, "HTTP 404"),
+], ids=["html", "missing-fields", "upstream-400", "upstream-404"])
 def test_malformed_speech_server_answers_are_502(client, answer, status, words):
     respx.post(f"{URL}/v1/audio/transcriptions").mock(return_value=answer)
     respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
@@ -166,6 +169,7 @@ def test_malformed_speech_server_answers_are_502(client, answer, status, words):
     assert response.status_code == status, response.text
     assert words in response.json()["detail"]
     assert "Traceback" not in response.text
+    assert URL not in response.text  # the service is named, not its internal address
 
 
 @pytest.mark.parametrize(("name", "expected"), [

@@ -17,7 +17,7 @@ from app import errors
     (errors.ContainerNotFound(["docker", "start", "x"], 1, "No such container: x", "x"),
      502, "container_not_found"),
     (errors.UpstreamUnavailable("refused"), 503, "upstream_unavailable"),
-    (errors.UpstreamHTTPError("http://s/health", 500, "CUDA error"), 502,
+    (errors.UpstreamHTTPError("parakeet-asr", "http://s/health", 500, "CUDA error"), 502,
      "upstream_http_error"),
 ])
 def test_each_remote_error_maps_to_one_status_with_a_readable_detail(exc, status, kind):

@@ -37,8 +37,9 @@ def test_speech_returns_magpies_audio(client):
 @respx.mock
 @pytest.mark.parametrize(("fault", "status"), [
     (httpx.Response(500, text="boom"), 503), (httpx.ReadTimeout("slow"), 504),
-    (httpx.ConnectError("refused"), 503), (httpx.Response(400, text="bad voice"), 502),
-], ids=["500", "timeout", "refused", "400"])
+    (httpx.ConnectError("refused"), 503), (httpx.Response(400, text="bad voice"), 400),
+    (httpx.Response(401, text="who?"), 502),  # not the caller's request: our setup
+], ids=["500", "timeout", "refused", "400", "401"])
 def test_speech_faults(client, fault, status):
     route = respx.post(f"{TTS}/v1/audio/speech")
     if isinstance(fault, Exception):
@@ -47,6 +48,7 @@ def test_speech_faults(client, fault, status):
         route.return_value = fault
     response = client.post("/v1/audio/speech", json={"input": "Hi."})
     assert response.status_code == status, response.text
+    assert TTS not in response.text  # magpie-tts is named, not its internal address
 
 
 def test_speech_needs_text(client):
@@ -121,3 +123,16 @@ def test_a_chunk_that_fails_twice_is_named_in_the_error(tmp_path):
                                files={"file": ("a.wav", wav_bytes(70.0, tone=200))})
     assert response.status_code == 503, response.text
     assert "of 2" in response.json()["detail"] and "failed twice" in response.json()["detail"]
+
+
+@respx.mock
+def test_a_request_the_speech_server_refuses_is_the_callers_4xx_and_not_retried(tmp_path):
+    route = respx.post(f"{ASR}/v1/audio/transcriptions").mock(return_value=httpx.Response(
+        400, json={"detail": "language 'fr' is not supported by this engine"}))
+    with _chunked_client(tmp_path) as client:
+        response = client.post("/v1/audio/transcriptions", data={"language": "fr"},
+                               files={"file": ("a.wav", wav_bytes(70.0, tone=200))})
+    assert response.status_code == 400, response.text
+    assert "language 'fr' is not supported" in response.json()["detail"]
+    assert ASR not in response.text
+    assert route.call_count == 1  # not retried; the other chunk is never sent

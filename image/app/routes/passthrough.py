@@ -86,7 +86,7 @@ async def _tts(http: httpx.AsyncClient, url: str, body: SpeechRequest,
     except httpx.TimeoutException:
         raise RemoteTimeout(f"magpie-tts did not answer within {timeout:g} s") from None
     except httpx.TransportError as exc:
-        raise UpstreamUnavailable(f"cannot reach magpie-tts at {url}: {exc}") from None
+        raise UpstreamUnavailable(f"cannot reach magpie-tts: {exc}") from None
     if answer.status_code >= 400:
-        raise UpstreamHTTPError(url, answer.status_code, answer.text)
+        raise UpstreamHTTPError("magpie-tts", url, answer.status_code, answer.text)
     return answer
