@@ -32,7 +32,7 @@ from pathlib import Path
 import httpx
 
 from sim.images import Dockerd, compose_command, make_base
-from sim.spark2 import SimSpark2, free_ports
+from sim.spark2 import SimSpark2, _wait, free_ports
 from testaudio.evaluate import wer
 from testaudio.generate import make_conversation
 
@@ -107,7 +107,7 @@ def stop_during_a_transcription(stop: Callable[[], object], client: httpx.Client
     request = threading.Thread(target=lambda: done.update(r=client.post(
         "/v1/audio/transcriptions", files={"file": (wav.name, wav.read_bytes())})))
     request.start()
-    _until(busy, 60)
+    _wait(busy, 60, "the speech server to be busy")
     started = time.monotonic()
     stop()
     waited = time.monotonic() - started
@@ -221,7 +221,7 @@ def against_the_simulated_spark(daemon: Dockerd, work: Path) -> None:
                 states = {s["name"]: s["state"] for s in body["services"]}
                 return body if states == {"parakeet-asr": "healthy",
                                           "magpie-tts": "healthy"} else None
-            timed("services healthy over SSH", lambda: _until(listed, 120))
+            timed("services healthy over SSH", lambda: _wait(listed, 120, "both services"))
             models = client.get("/api/speech-models").json()
             assert models["status"] == "in_sync", models
         print(f"image-smoke: against the simulated Spark 2: services healthy, "
@@ -229,15 +229,6 @@ def against_the_simulated_spark(daemon: Dockerd, work: Path) -> None:
     finally:
         daemon.run("rm", "-f", "control-spark", check=False)
         sim.down()
-
-
-def _until(probe: Callable[[], object], timeout: float) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (result := probe()):
-            return result
-        time.sleep(1)
-    raise TimeoutError(f"timed out after {timeout:g} s")
 
 
 def main() -> int:

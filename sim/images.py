@@ -19,7 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from sim.spark2 import _alive, _reap, _signal, _unmount_under, _wait
+from sim.spark2 import _alive, _reap, _signal, _unmount_under, _wait, dockerd_argv
 
 BASE_PACKAGES = "python3,python3-pip,ca-certificates,passwd"  # passwd: useradd
 TRIM = ["path-exclude=/usr/share/doc/*", "path-exclude=/usr/share/man/*",
@@ -53,12 +53,8 @@ class Dockerd:
         self.pid: int | None = None
 
     def start(self) -> None:
-        r = self.root
-        argv = ["dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none",
-                f"--data-root={r}/data", f"--exec-root={r}/exec", f"--pidfile={r}/dockerd.pid",
-                "-H", f"unix://{self.sock}"]
-        with open(r / "dockerd.log", "ab") as log:
-            self.pid = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+        with open(self.root / "dockerd.log", "ab") as log:
+            self.pid = subprocess.Popen(dockerd_argv(self.root, self.sock), stdout=log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, start_new_session=True).pid
         _wait(lambda: self.run("info", check=False).returncode == 0, 60, "dockerd")
 

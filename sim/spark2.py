@@ -89,11 +89,7 @@ class SimSpark2:
     # -- Docker Engine -------------------------------------------------------
 
     def start_dockerd(self) -> None:
-        r = self.root
-        argv = ["dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none",
-                f"--data-root={r}/data", f"--exec-root={r}/exec", f"--pidfile={r}/dockerd.pid",
-                "-H", f"unix://{self.state.sock}"]
-        self._spawn("dockerd", argv)
+        self._spawn("dockerd", dockerd_argv(self.root, self.state.sock))
         _wait(lambda: self.docker("info", check=False).returncode == 0, 60, "dockerd")
 
     def docker(self, *args: str, check: bool = True, input: bytes | None = None
@@ -262,6 +258,13 @@ def _python_binds() -> list[str]:
         if Path(path).exists() and not any(Path(path).is_relative_to(k) for k in kept):
             kept.append(path)
     return [arg for path in kept for arg in ("-v", f"{path}:{path}:ro")]
+
+
+def dockerd_argv(root: Path, sock: str | Path) -> list[str]:
+    """A private Docker Engine under `root`: no default bridge or iptables here."""
+    return ["dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none",
+            f"--data-root={root}/data", f"--exec-root={root}/exec",
+            f"--pidfile={root}/dockerd.pid", "-H", f"unix://{sock}"]
 
 
 def _unmount_under(root: Path) -> None:

@@ -10,6 +10,7 @@ watchdog and the dashboard treat the local server like a container on the Spark.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import logging
 import math
@@ -106,13 +107,14 @@ class LocalSpeech:
             return
         if pid != os.getpid() and _is_speech_server(pid, self.app_dir):
             log.warning("stopping the local speech server an earlier run left (pid %d)", pid)
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(100):
-                if not _is_speech_server(pid, self.app_dir):
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # it may exit meanwhile
+                os.kill(pid, signal.SIGTERM)
+                for _ in range(100):
+                    if not _is_speech_server(pid, self.app_dir):
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    os.kill(pid, signal.SIGKILL)
         self.pid_path.unlink(missing_ok=True)
 
     async def stop(self, grace_s: float) -> None:
