@@ -30,6 +30,7 @@ from audio_io import BadAudio, decode, spooled
 from engine_base import SAMPLE_RATE, Diarization, Engine, EngineError
 from engines import make_engine
 from formats import FORMATS, subtitles, verbose_json
+from work import WorkLog, WorkReport, describe
 
 log = logging.getLogger("parakeet")
 T = TypeVar("T")
@@ -55,13 +56,14 @@ class DiarizeChunkResponse(DiarizeResponse):
 
 
 class Health(BaseModel):
-    status: str  # loading, ok, error
+    status: str  # loading, ok, error, hung
     engine: str
     asr_loaded: bool
     diarizer_loaded: bool
     models: dict[str, str]
     error: str | None = None
     load_seconds: float | None = None
+    work: WorkReport  # what the models are doing now: busy is not wedged
 
 
 class LoadState:
@@ -73,6 +75,7 @@ class LoadState:
 def create_app(engine: Engine | None = None) -> FastAPI:
     engine = engine or make_engine()
     loading = LoadState()
+    work = WorkLog()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -82,10 +85,10 @@ def create_app(engine: Engine | None = None) -> FastAPI:
 
     app = FastAPI(title="parakeet-asr", lifespan=lifespan,
                   description="Speech-to-text with diarization and voice fingerprints.")
-    app.state.engine, app.state.loading = engine, loading
+    app.state.engine, app.state.loading, app.state.work = engine, loading, work
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StageFailed, _stage_failed)  # type: ignore[arg-type]
-    _routes(app, engine, loading)
+    _routes(app, engine, loading, work)
     return app
 
 
@@ -103,14 +106,16 @@ async def _load(engine: Engine, state: LoadState) -> None:
     log.info("%s engine: loaded in %.1f s (error: %s)", engine.name, state.seconds, state.error)
 
 
-def _routes(app: FastAPI, engine: Engine, loading: LoadState) -> None:
+def _routes(app: FastAPI, engine: Engine, loading: LoadState, work: WorkLog) -> None:
     @app.get("/health", response_model=Health)
     async def health() -> Health:
         ready = engine.asr_loaded and engine.diarizer_loaded
-        status = "error" if loading.error else "ok" if ready else "loading"
+        now = work.report()
+        status = "error" if loading.error else "hung" if now.hung else "ok" if ready else "loading"
+        error = loading.error or (describe(now) if now.hung else None)
         return Health(status=status, engine=engine.name, asr_loaded=engine.asr_loaded,
                       diarizer_loaded=engine.diarizer_loaded, models=_models(engine),
-                      error=loading.error, load_seconds=loading.seconds)
+                      error=error, load_seconds=loading.seconds, work=now)
 
     @app.post("/v1/audio/transcriptions", response_model=None)
     async def transcriptions(
@@ -124,8 +129,9 @@ def _routes(app: FastAPI, engine: Engine, loading: LoadState) -> None:
         wanted = set(granularities) | set(granularities_plain)
         _check_format(response_format, wanted)
         _ready(engine, loading, asr=True)
-        audio = await _read_audio(file)
-        transcript = await _engine_call(engine.transcribe, audio, language, stage="transcribe")
+        audio = await _read_audio(work, file)
+        transcript = await _engine_call(work, engine.transcribe, audio, language,
+                                        stage="transcribe")
         duration = audio.size / SAMPLE_RATE
         if response_format == "text":
             return PlainTextResponse(transcript.text)
@@ -141,24 +147,25 @@ def _routes(app: FastAPI, engine: Engine, loading: LoadState) -> None:
     async def diarize(file: Annotated[UploadFile, File()],
                       max_speakers: Annotated[int | None, Form(ge=1, le=16)] = None
                       ) -> DiarizeResponse:
-        audio, result = await _diarize(engine, loading, file, max_speakers)
+        audio, result = await _diarize(engine, loading, work, file, max_speakers)
         return DiarizeResponse(**_diarization_body(engine, audio, result))
 
     @app.post("/v1/audio/diarize-chunk", response_model=DiarizeChunkResponse)
     async def diarize_chunk(file: Annotated[UploadFile, File()],
                             max_speakers: Annotated[int | None, Form(ge=1, le=16)] = None
                             ) -> DiarizeChunkResponse:
-        audio, result = await _diarize(engine, loading, file, max_speakers)
-        prints = await _engine_call(engine.fingerprints, audio, result, stage="fingerprint")
+        audio, result = await _diarize(engine, loading, work, file, max_speakers)
+        prints = await _engine_call(work, engine.fingerprints, audio, result,
+                                    stage="fingerprint")
         return DiarizeChunkResponse(**_diarization_body(engine, audio, result),
                                     fingerprints=prints)
 
 
-async def _diarize(engine: Engine, loading: LoadState, file: UploadFile,
+async def _diarize(engine: Engine, loading: LoadState, work: WorkLog, file: UploadFile,
                    max_speakers: int | None) -> tuple[np.ndarray, Diarization]:
     _ready(engine, loading, asr=False)
-    audio = await _read_audio(file)
-    result = await _engine_call(engine.diarize, audio, max_speakers, stage="diarize")
+    audio = await _read_audio(work, file)
+    result = await _engine_call(work, engine.diarize, audio, max_speakers, stage="diarize")
     return audio, result
 
 
@@ -192,20 +199,23 @@ def _ready(engine: Engine, loading: LoadState, *, asr: bool) -> None:
                             headers={"Retry-After": "10"})
 
 
-async def _read_audio(file: UploadFile) -> np.ndarray:
+async def _read_audio(work: WorkLog, file: UploadFile) -> np.ndarray:
     def read() -> np.ndarray:
         with spooled(file.file) as path:
             return decode(path)
 
     try:
-        return await run_in_threadpool(read)
+        with work.call("decode", 0.0):  # bounded by HUNG_AFTER_S alone
+            return await run_in_threadpool(read)
     except BadAudio as exc:
         raise HTTPException(exc.status, str(exc)) from None
 
 
-async def _engine_call(fn: Callable[..., T], *args: Any, stage: str) -> T:
+async def _engine_call(work: WorkLog, fn: Callable[..., T], audio: np.ndarray, *args: Any,
+                       stage: str) -> T:
     try:
-        return await run_in_threadpool(fn, *args)
+        with work.call(stage, audio.size / SAMPLE_RATE):
+            return await run_in_threadpool(fn, audio, *args)
     except ValueError as exc:  # the engine refused the request's parameters
         raise HTTPException(400, str(exc)) from None
     except EngineError as exc:

@@ -16,7 +16,7 @@ export const STATE = {
   unreachable: ["Unreachable", "bad"],
   unknown: ["Unknown", "off"],
 };
-const VERDICT = { ok: "OK", failed: "Failed", rejected: "Rejected" };
+const VERDICT = { ok: "OK", failed: "Failed", rejected: "Rejected", busy: "Busy (deferred)" };
 const TRANSITIONAL = new Set(["starting", "restarting", "unknown"]);
 const NORMAL_MS = 5000;
 const FAST_MS = 2000; // while something is changing, so a start shows up promptly
@@ -228,7 +228,7 @@ async function act(name, action) {
     const path = `/api/services/${encodeURIComponent(name)}/${action}`;
     const answer = await fetchJSON(path, { method: "POST" });
     showMessage(card.message, outcomeText(name, action, answer),
-                action === "deep-check" && answer.result.verdict !== "ok" ? "error" : "ok");
+                action === "deep-check" && !["ok", "busy"].includes(answer.result.verdict) ? "error" : "ok");
     replaceService(answer.service);
   } catch (err) {
     showMessage(card.message, `${capital(action)} failed: ${err.message}`, "error");

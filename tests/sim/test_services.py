@@ -10,6 +10,7 @@ import time
 import pytest
 
 from helpers import control, inspect, metric, service, sim_settings, wait_for
+from testaudio.generate import make_conversation
 
 pytestmark = pytest.mark.sim
 CAP = 600 * 1024**2  # the CPU engine uses ~270 MB after a 45 s file
@@ -174,7 +175,8 @@ def test_wedged_service_fails_deep_check_and_is_restarted(sim):
 
 
 def test_deep_check_runs_periodically(sim):
-    with control(sim_settings(sim, deep_check_interval_s=1)) as client:
+    # A 10 s timeout: on a loaded 2-core CI machine a 3 s one timed out on an idle server.
+    with control(sim_settings(sim, deep_check_interval_s=1, deep_check_timeout_s=10)) as client:
         tts = wait_for(lambda: service(client, "magpie-tts")["deep_check"], timeout=15,
                        what="a periodic deep check")
         assert tts["verdict"] == "ok"
@@ -209,3 +211,51 @@ def _allocate_in_server(sim, container: str, mb: int) -> int:
                         check=False)
     time.sleep(0.2)
     return result.returncode
+
+
+def _long_job(client, tmp_path, seconds: float) -> str:
+    conv = make_conversation(tmp_path / "conv", speakers=2, seconds=seconds, seed=3)
+    with conv.wav.open("rb") as f:
+        job = client.post("/api/audio/jobs", files={"file": ("long.wav", f, "audio/wav")})
+    assert job.status_code == 202, job.text
+    return job.json()["id"]
+
+
+def _job(client, job_id: str) -> dict:
+    return client.get(f"/api/audio/jobs/{job_id}").json()
+
+
+def test_deep_checks_during_a_long_job_defer_and_never_restart(sim, tmp_path):
+    """Deep checks every second with a 5 s timeout, while the speech server works on
+    a real job: the checks see it busy and the job finishes on the same container."""
+    with control(sim_settings(sim, deep_check_interval_s=1, deep_check_timeout_s=5)) as client:
+        wait_for(lambda: _state(client, "parakeet-asr") == "healthy", what="healthy")
+        pid = sim.container_pid("parakeet-asr")
+        job_id = _long_job(client, tmp_path, seconds=150)
+        verdicts = []
+        while _job(client, job_id)["status"] not in ("done", "failed", "cancelled"):
+            check = service(client, "parakeet-asr")["deep_check"]
+            verdicts.append(check and check["verdict"])
+            time.sleep(0.25)
+        job = _job(client, job_id)
+        history = service(client, "parakeet-asr")["history"]
+    assert job["status"] == "done", job
+    assert "busy" in verdicts, verdicts
+    assert "failed" not in verdicts and history == []
+    assert sim.container_pid("parakeet-asr") == pid
+
+
+def test_a_server_stopped_mid_job_is_still_restarted(sim, tmp_path):
+    with control(sim_settings(sim, deep_check_interval_s=1, deep_check_timeout_s=1)) as client:
+        wait_for(lambda: _state(client, "parakeet-asr") == "healthy", what="healthy")
+        job_id = _long_job(client, tmp_path, seconds=150)
+        wait_for(lambda: (service(client, "parakeet-asr")["deep_check"] or {}).get("verdict")
+                 == "busy", what="a deep check that sees the job")
+        os.kill(sim.container_pid("parakeet-asr"), signal.SIGSTOP)
+        restart = wait_for(lambda: service(client, "parakeet-asr")["history"], timeout=30,
+                           what="an auto-restart")[0]
+        job = wait_for(lambda: (j := _job(client, job_id))["status"] in ("done", "failed") and j,
+                       timeout=120, what="the job to end")
+        wait_for(lambda: _state(client, "parakeet-asr") == "healthy", what="healthy again")
+    assert restart["by"] == "watchdog" and "no answer" in restart["reason"], restart
+    assert job["status"] == "done" or job["error"], job  # never left running, never silent

@@ -24,6 +24,22 @@ def check(spec: ServiceSpec, timeout: float = 1.0):
     return asyncio.run(go())
 
 
+IDLE = {"status": "ok", "work": {"calls": 0}}
+BUSY = {"status": "ok", "work": {"calls": 2, "stage": "transcribe", "audio_s": 600.0,
+                                 "waiting_s": 95.0, "limit_s": 1320.0, "hung": False}}
+HUNG = {"status": "hung", "work": {"calls": 1, "stage": "diarize", "audio_s": 1.0,
+                                   "waiting_s": 400.0, "limit_s": 122.0, "hung": True}}
+
+
+@pytest.fixture(autouse=True)
+def _asr_health():
+    """The ASR server's /health (asked before every ASR deep check): idle unless a test
+    routes something else."""
+    with respx.mock(assert_all_called=False) as mock:
+        mock.get("http://asr:8000/health", name="health").respond(json=IDLE)
+        yield mock
+
+
 @respx.mock
 def test_asr_deep_check_posts_one_second_of_silence():
     route = respx.post("http://asr:8000/v1/audio/transcriptions").respond(json={"text": ""})
@@ -64,12 +80,11 @@ def test_deep_check_verdicts(response, verdict, words):
     assert words in result.detail
 
 
-@respx.mock
-def test_health_reads_models_and_failure_reasons():
-    respx.get("http://asr:8000/health").respond(json={
+def test_health_reads_models_and_failure_reasons(_asr_health):
+    _asr_health.routes["health"].respond(json={
         "status": "ok", "models": {"asr": "nvidia/parakeet-tdt-0.6b-v3",
                                    "diarizer": "nvidia/diar_sortformer_4spk-v1"}})
-    respx.get("http://tts:9000/health").respond(500, text="boom")
+    _asr_health.get("http://tts:9000/health").respond(500, text="boom")
 
     async def go():
         async with httpx.AsyncClient() as client:
@@ -85,3 +100,52 @@ def test_models_from_various_health_shapes():
     assert models_from_health({"asr_model": "a", "diar_model": "b", "x": 1}) == ["a", "b"]
     assert models_from_health({"models": ["m"]}) == ["m"]
     assert models_from_health(None) == []
+
+
+def test_busy_server_is_not_probed_and_not_failed(_asr_health):
+    _asr_health.routes["health"].respond(json=BUSY)
+    probe = _asr_health.post("http://asr:8000/v1/audio/transcriptions")
+    result = check(ASR)
+    assert result.verdict == "busy"
+    assert "2 model call(s) in progress" in result.detail and "deferred" in result.detail
+    assert not probe.called
+
+
+def test_hung_model_call_fails_even_though_health_answers(_asr_health):
+    _asr_health.routes["health"].respond(json=HUNG)
+    result = check(ASR)
+    assert result.verdict == "failed"
+    assert "no progress for 400 s (limit 122 s): hung" in result.detail
+
+
+def test_silent_health_fails_the_check(_asr_health):
+    _asr_health.routes["health"].side_effect = httpx.ReadTimeout("stopped")
+    result = check(ASR)
+    assert result.verdict == "failed" and "no answer from" in result.detail
+
+
+def test_probe_queued_behind_new_work_is_busy(_asr_health):
+    """Idle when asked, then a long job arrives and the probe waits behind it."""
+    _asr_health.routes["health"].side_effect = [httpx.Response(200, json=IDLE),
+                                                httpx.Response(200, json=BUSY)]
+    _asr_health.post("http://asr:8000/v1/audio/transcriptions").side_effect = \
+        httpx.ReadTimeout("queued")
+    result = check(ASR)
+    assert result.verdict == "busy" and "queued behind work" in result.detail
+
+
+def test_probe_timeout_with_a_hung_call_fails(_asr_health):
+    _asr_health.routes["health"].side_effect = [httpx.Response(200, json=IDLE),
+                                                httpx.Response(200, json=HUNG)]
+    _asr_health.post("http://asr:8000/v1/audio/transcriptions").side_effect = \
+        httpx.ReadTimeout("hung")
+    result = check(ASR)
+    assert result.verdict == "failed" and "hung" in result.detail
+
+
+def test_server_without_work_report_is_checked_as_before(_asr_health):
+    _asr_health.routes["health"].respond(json={"status": "ok"})
+    _asr_health.post("http://asr:8000/v1/audio/transcriptions").side_effect = \
+        httpx.ReadTimeout("slow")
+    result = check(ASR)
+    assert result.verdict == "failed" and "(wedged?)" in result.detail

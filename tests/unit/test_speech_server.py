@@ -208,3 +208,41 @@ def test_a_failed_load_shows_in_health_and_refuses_requests():
     assert "weights not found" in health["error"]
     assert response.status_code == 503
     assert "failed to load" in response.json()["detail"]
+
+
+class BlockingEngine(ScriptedEngine):
+    """A model call that does not return until released: a long chunk, or a hung GPU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.running = threading.Event()
+        self.unblock = threading.Event()
+
+    def transcribe(self, audio: np.ndarray, language: str | None = None) -> Transcript:
+        self.running.set()
+        self.unblock.wait(10)
+        return super().transcribe(audio, language)
+
+
+@pytest.mark.parametrize(("hung_after", "status"), [("60", "ok"), ("0.2", "hung")])
+def test_health_reports_model_work_and_a_hung_call(monkeypatch, hung_after, status):
+    monkeypatch.setenv("HUNG_AFTER_S", hung_after)
+    monkeypatch.setenv("HUNG_RTF", "0")
+    engine = BlockingEngine()
+    with TestClient(main.create_app(engine)) as c:
+        _wait_loaded(c)
+        assert c.get("/health").json()["work"]["calls"] == 0
+        worker = threading.Thread(target=post, args=(c, "/v1/audio/transcriptions"))
+        worker.start()
+        assert engine.running.wait(5)
+        threading.Event().wait(0.4)
+        body = c.get("/health").json()
+        engine.unblock.set()
+        worker.join(10)
+        after = c.get("/health").json()
+    assert body["status"] == status
+    assert body["work"]["calls"] == 1 and body["work"]["stage"] == "transcribe"
+    assert body["work"]["audio_s"] == 2.0 and body["work"]["waiting_s"] >= 0.4
+    assert body["work"]["hung"] == (status == "hung")
+    assert (body["error"] is not None) == (status == "hung")
+    assert after["status"] == "ok" and after["work"]["calls"] == 0

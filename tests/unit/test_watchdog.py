@@ -75,6 +75,7 @@ def test_failed_deep_check_restarts_until_the_budget_is_spent(caplog):
 @respx.mock
 def test_rejected_deep_check_does_not_restart():
     respx.post(f"{URL}/v1/audio/transcriptions").respond(404)
+    respx.get(f"{URL}/health").respond(json={"status": "ok", "work": {"calls": 0}})
     docker = ScriptedDocker()
     registry, watchdog = setup(docker)
 
