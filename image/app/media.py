@@ -1,8 +1,8 @@
 """Uploads on disk and ffmpeg/ffprobe as subprocesses (streaming, constant memory).
 
-An upload is streamed to a spool file under DATA_DIR (never held whole in memory)
-and every file made from it lives in the same per-request directory, removed on
-every path out.
+An upload is streamed to a spool file under DATA_DIR (never held whole in memory,
+never copied through /tmp: uploads.py) and every file made from it lives in the same
+per-request directory, removed on every path out.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import HTTPException, UploadFile
+from fastapi import HTTPException, Request
+
+from .uploads import Upload, read_upload
 
 CHUNK = 1024 * 1024
 
@@ -36,26 +38,10 @@ def clear_spool(data_dir: Path) -> None:
     shutil.rmtree(data_dir / "spool", ignore_errors=True)
 
 
-async def spool_upload(upload: UploadFile, target: Path, max_bytes: int) -> int:
-    """Copy the upload to target in chunks; 413 past max_bytes."""
-    size = 0
-    with target.open("wb") as out:
-        while block := await upload.read(CHUNK):
-            size += len(block)
-            if size > max_bytes:
-                raise HTTPException(413, f"the upload is larger than the "
-                                         f"{max_bytes // CHUNK} MB limit (MAX_UPLOAD_MB)")
-            out.write(block)
-    if size == 0:
-        raise HTTPException(422, "the uploaded file is empty (0 bytes)")
-    return size
-
-
-async def receive(upload: UploadFile, work: Path, max_mb: int) -> tuple[Path, float]:
-    """Spool the upload into work and check it is audio: (path, duration in s)."""
-    source = work / "upload"
-    await spool_upload(upload, source, max_mb * CHUNK)
-    return source, await probe_duration(source)
+async def receive(request: Request, work: Path, max_mb: int) -> tuple[Upload, float]:
+    """Stream the request's upload into work and check it is audio: (upload, duration in s)."""
+    upload = await read_upload(request, work / "upload", max_mb * CHUNK)
+    return upload, await probe_duration(upload.path)
 
 
 async def probe_duration(path: Path) -> float:

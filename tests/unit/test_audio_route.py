@@ -138,9 +138,10 @@ def test_more_bad_files(client, data, status, words):
     assert words in response.json()["detail"]
 
 
-def test_json_body_instead_of_a_form_is_422(client):
+def test_json_body_instead_of_a_form_is_415(client):
     response = client.post("/api/audio/transcribe-with-speakers", json={"file": "x"})
-    assert response.status_code == 422
+    assert response.status_code == 415
+    assert "multipart/form-data" in response.json()["detail"]
 
 
 @respx.mock

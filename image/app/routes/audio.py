@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from ..errors import NotConfigured, UpstreamHTTPError
@@ -14,6 +14,7 @@ from ..exports import MEDIA_TYPES, file_id, render
 from ..media import receive, workdir
 from ..pipeline import SpeakersResult, runner
 from ..speech_client import SpeechClient
+from ..uploads import form_schema
 
 router = APIRouter(prefix="/api/audio", tags=["audio"])
 
@@ -22,28 +23,29 @@ router = APIRouter(prefix="/api/audio", tags=["audio"])
              responses={413: {"description": "upload over MAX_UPLOAD_MB"},
                         415: {"description": "not audio"},
                         503: {"description": "speech server failing or unreachable"},
-                        504: {"description": "speech server timed out"}})
+                        504: {"description": "speech server timed out"}},
+             openapi_extra=form_schema())
 async def transcribe_speakers(
-    request: Request, file: Annotated[UploadFile, File(description="the audio")],
+    request: Request,
     format: Annotated[Literal["json", "srt", "vtt", "rttm", "txt"], Query()] = "json",
 ) -> SpeakersResult | Response:
     """Speaker-labelled transcript blocks; recordings over CHUNK_THRESHOLD_S are cut in
     overlapping chunks and stitched to one speaker identity. `format` picks JSON (the
     contract), SRT or WebVTT subtitles with speaker names, RTTM or plain text."""
-    result = await _transcribe(request, file)
+    result, filename = await _transcribe(request)
     if format == "json":
         return result
-    text = render(result, format, file_id(file.filename))
+    text = render(result, format, file_id(filename))
     return PlainTextResponse(text, media_type=MEDIA_TYPES[format])
 
 
-async def _transcribe(request: Request, file: UploadFile) -> SpeakersResult:
+async def _transcribe(request: Request) -> tuple[SpeakersResult, str]:
     settings = request.app.state.settings
     run = runner(speech_client(request), settings)
     async with workdir(settings.data_dir) as work:
-        source, duration = await receive(file, work, settings.max_upload_mb)
+        upload, duration = await receive(request, work, settings.max_upload_mb)
         async with wedge_recovery(request):
-            return await run(source, work, duration)
+            return await run(upload.path, work, duration), upload.filename
 
 
 def speech_client(request: Request) -> SpeechClient:

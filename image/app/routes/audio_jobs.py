@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 from sse_starlette.sse import EventSourceResponse
@@ -17,6 +17,7 @@ from ..audio_jobs import AudioJob, AudioJobs
 from ..exports import MEDIA_TYPES, file_id, render
 from ..media import receive
 from ..pipeline import SpeakersResult
+from ..uploads import form_schema
 from .audio import speech_client
 
 router = APIRouter(prefix="/api/audio/jobs", tags=["audio jobs"])
@@ -33,9 +34,9 @@ def _jobs(request: Request) -> AudioJobs:
 @router.post("", status_code=202, response_model=AudioJob,
              responses={413: {"description": "upload over MAX_UPLOAD_MB"},
                         415: {"description": "not audio"},
-                        429: {"description": "JOBS_QUEUE_MAX jobs are already waiting"}})
-async def submit(request: Request,
-                 file: Annotated[UploadFile, File(description="the audio")]) -> AudioJob:
+                        429: {"description": "JOBS_QUEUE_MAX jobs are already waiting"}},
+             openapi_extra=form_schema())
+async def submit(request: Request) -> AudioJob:
     """Accept a recording (the same form as transcribe-with-speakers) and work on it in
     the background; follow it at `/events`, fetch it at `/result`."""
     settings = request.app.state.settings
@@ -46,8 +47,9 @@ async def submit(request: Request,
     spool.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"job-{job_id}-", dir=spool))
     try:
-        source, duration = await receive(file, work, settings.max_upload_mb)
-        return await jobs.submit(job_id, file.filename or "upload", work, source, duration)
+        upload, duration = await receive(request, work, settings.max_upload_mb)
+        return await jobs.submit(job_id, upload.filename or "upload", work, upload.path,
+                                 duration)
     except BaseException:  # refused (413, 415, 429...) or cut: the job never owned it
         shutil.rmtree(work, ignore_errors=True)
         raise

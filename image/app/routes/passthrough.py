@@ -7,52 +7,59 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 
 from ..errors import NotConfigured, RemoteTimeout, UpstreamHTTPError, UpstreamUnavailable
 from ..media import receive, to_wav, workdir
 from ..passthrough import FORMATS, render, transcribe
+from ..uploads import form_schema
 from .audio import speech_client, wedge_recovery
 
 router = APIRouter(tags=["pass-through"])
 
 
-@router.post("/v1/audio/transcriptions", response_model=None)
-async def transcriptions(
-    request: Request, file: Annotated[UploadFile, File()],
-    model: Annotated[str, Form()] = "parakeet",
-    language: Annotated[str | None, Form()] = None,
-    response_format: Annotated[str, Form()] = "json",
-    granularities: Annotated[list[str], Form(alias="timestamp_granularities[]")] = [],
-) -> Response:
+TRANSCRIPTION_FORM = form_schema(
+    model={"type": "string", "default": "parakeet"},
+    language={"type": "string", "description": "e.g. en; the server's default when empty"},
+    response_format={"type": "string", "enum": list(FORMATS), "default": "json"},
+    **{"timestamp_granularities[]": {"type": "array", "description": "word and/or segment",
+                                     "items": {"type": "string", "enum": ["word", "segment"]}}})
+
+
+@router.post("/v1/audio/transcriptions", response_model=None,
+             openapi_extra=TRANSCRIPTION_FORM)
+async def transcriptions(request: Request) -> Response:
     """OpenAI-compatible; recordings over CHUNK_THRESHOLD_S are chunked and joined."""
-    if response_format not in FORMATS:
-        raise HTTPException(400, f"response_format must be one of {', '.join(FORMATS)}")
     settings, client = request.app.state.settings, speech_client(request)
     async with workdir(settings.data_dir) as work:
-        source, duration = await receive(file, work, settings.max_upload_mb)
+        upload, duration = await receive(request, work, settings.max_upload_mb)
+        response_format = upload.value("response_format") or "json"
+        if response_format not in FORMATS:
+            raise HTTPException(400, f"response_format must be one of {', '.join(FORMATS)}")
+        granularities = set(upload.fields.get("timestamp_granularities[]", []))
         async with wedge_recovery(request):
-            body = await transcribe(client, source, work, duration, language,
+            body = await transcribe(client, upload.path, work, duration,
+                                    upload.value("language") or None,
                                     settings.chunk_threshold_s, settings.chunk_s,
                                     settings.chunk_overlap_s)
-    out = render(body, response_format, set(granularities))
+    out = render(body, response_format, granularities)
     return JSONResponse(out) if isinstance(out, dict) else PlainTextResponse(out)
 
 
-@router.post("/api/audio/diarize-chunk")
-async def diarize_chunk(request: Request, file: Annotated[UploadFile, File()]) -> Any:
+@router.post("/api/audio/diarize-chunk", openapi_extra=form_schema())
+async def diarize_chunk(request: Request) -> Any:
     """The speech server's diarize-chunk (turns + voice fingerprints), as it answers."""
     settings, client = request.app.state.settings, speech_client(request)
     async with workdir(settings.data_dir) as work:
-        source, duration = await receive(file, work, settings.max_upload_mb)
+        upload, duration = await receive(request, work, settings.max_upload_mb)
         if duration > settings.longest_chunk_s:
             raise HTTPException(413, f"diarize-chunk takes one chunk of at most "
                                      f"{settings.longest_chunk_s:g} s (this is {duration:.0f} s);"
                                      " send longer recordings to transcribe-with-speakers")
         wav = work / "audio.wav"
-        await to_wav(source, wav)
+        await to_wav(upload.path, wav)
         async with wedge_recovery(request):
             return await client.diarize_chunk_raw(wav)
 
