@@ -2,8 +2,9 @@
 and a same-origin check on every state-changing request from a browser.
 
 The token is SPARK_CONTROL_TOKEN, or one made on first start and kept in
-DATA_DIR/auth-token (the login URL is logged once, when it is made). The session
-cookie is an HMAC of the token, so it survives restarts and dies with the token.
+DATA_DIR/auth-token (the login URL is logged once, when it is made). A login gives
+a session of its own (sessions.py): logout revokes it, a new token revokes all.
+Wrong tokens are throttled per client address (throttle.py).
 AUTH_DISABLED=true turns the token off for a trusted LAN (logged at every start);
 the same-origin check stays on, since it is what stops another site's page from
 driving a LAN service through the user's browser.
@@ -11,19 +12,21 @@ driving a LAN service through the user's browser.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .config import Settings
+from .sessions import Sessions
+from .throttle import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +39,15 @@ UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 @dataclass(frozen=True)
 class Auth:
     token: str | None  # None: auth disabled
-
-    def session_value(self) -> str:
-        assert self.token is not None
-        return hmac.new(self.token.encode(), b"spark-control session", hashlib.sha256).hexdigest()
+    sessions: Sessions | None = None
+    throttle: Throttle = field(default_factory=Throttle)
 
     def token_ok(self, candidate: str) -> bool:
         return self.token is not None and hmac.compare_digest(candidate.encode(),
                                                               self.token.encode())
 
     def cookie_ok(self, candidate: str) -> bool:
-        return self.token is not None and hmac.compare_digest(candidate.encode(),
-                                                              self.session_value().encode())
+        return self.sessions is not None and self.sessions.valid(candidate)
 
 
 def load_auth(settings: Settings) -> Auth:
@@ -55,9 +55,8 @@ def load_auth(settings: Settings) -> Auth:
         log.warning("AUTH_DISABLED is set: anyone who can reach port %d can control Spark 2",
                     settings.bind_port)
         return Auth(None)
-    if settings.spark_control_token:
-        return Auth(settings.spark_control_token)
-    return Auth(_stored_token(settings))
+    token = settings.spark_control_token or _stored_token(settings)
+    return Auth(token, Sessions(settings.data_dir / "sessions.json", token))
 
 
 def _stored_token(settings: Settings) -> str:
@@ -89,19 +88,27 @@ class AuthMiddleware:
         if refusal is None:
             return await self.app(scope, receive, send)
         status, message, kind = refusal
-        await send_json(send, status, {"detail": message, "error": kind},
-                    {"www-authenticate": "Bearer"} if status == 401 else {})
+        extra = {401: {"www-authenticate": "Bearer"},
+                 429: {"retry-after": str(math.ceil(self._wait(scope)))}}.get(status, {})
+        await send_json(send, status, {"detail": message, "error": kind}, extra)
+
+    def _wait(self, scope: Scope) -> float:
+        return self.auth.throttle.retry_after(client_address(scope))
 
     def _refusal(self, scope: Scope, headers: Headers) -> tuple[int, str, str] | None:
         path, method = scope["path"], scope["method"]
         bearer = _bearer(headers)
         guarded = path.startswith(PROTECTED_PREFIXES) or method in UNSAFE
-        if bearer is not None and self.auth.token is not None and guarded \
-                and not self.auth.token_ok(bearer):
-            # never fall back to the cookie: a wrong token would otherwise skip the
-            # same-origin check below and then ride on the browser's session
-            return 401, ("the bearer token is wrong: send SPARK_CONTROL_TOKEN or "
-                         "DATA_DIR/auth-token"), "unauthorized"
+        if bearer is not None and self.auth.token is not None and guarded:
+            if self._wait(scope) > 0:
+                return 429, "too many wrong tokens from this address; retry later", \
+                    "throttled"
+            if not self.auth.token_ok(bearer):
+                self.auth.throttle.failed(client_address(scope))
+                # never fall back to the cookie: a wrong token would otherwise skip the
+                # same-origin check below and then ride on the browser's session
+                return 401, ("the bearer token is wrong: send SPARK_CONTROL_TOKEN or "
+                             "DATA_DIR/auth-token"), "unauthorized"
         if method in UNSAFE and bearer is None and not same_origin(headers, scope):
             return 403, ("cross-origin request refused: state-changing requests must come "
                          "from spark-control's own pages or carry a bearer token"), "csrf"
@@ -128,6 +135,15 @@ def same_origin(headers: Headers, scope: Scope) -> bool:
         return False
     parts = urlsplit(source)
     return (parts.scheme, parts.netloc) == (scope.get("scheme", "http"), headers.get("host", ""))
+
+
+def client_address(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def session_cookie(headers: Headers) -> str:
+    return _cookie(headers)
 
 
 def _bearer(headers: Headers) -> str | None:

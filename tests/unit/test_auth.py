@@ -54,6 +54,7 @@ def test_every_route_refuses_without_credentials(client):
 
 def test_every_route_refuses_a_wrong_token(client):
     for method, path in routes(client.app):
+        client.app.state.auth.throttle.forget("testclient")  # this test is not a guesser
         response = client.request(method, path, headers={"Authorization": "Bearer nope"})
         assert response.status_code == 401, (method, path)
 
@@ -108,6 +109,63 @@ def test_logout_ends_the_session(client):
     assert client.get("/api/services").status_code == 200
     client.post("/logout", headers={"Origin": "http://testserver"})
     assert client.get("/api/services").status_code == 401
+
+
+def _session(client) -> str:
+    response = client.post("/login", data={"token": TOKEN}, headers={"Origin": "http://testserver"})
+    assert response.status_code == 204
+    return response.cookies[COOKIE]
+
+
+def _with_cookie(client, session: str) -> int:
+    client.cookies.clear()
+    client.cookies.set(COOKIE, session)
+    return client.get("/api/services").status_code
+
+
+def test_a_kept_cookie_is_dead_after_logout_and_other_sessions_live_on(client):
+    kept, other = _session(client), _session(client)
+    assert kept != other and _with_cookie(client, kept) == 200
+    client.cookies.clear()
+    client.cookies.set(COOKIE, kept)
+    client.post("/logout", headers={"Origin": "http://testserver"})
+    assert _with_cookie(client, kept) == 401  # replaying the old cookie does not work
+    assert _with_cookie(client, other) == 200
+
+
+def test_sessions_survive_a_restart_and_die_with_a_new_token(tmp_path):
+    def app(token: str):
+        return TestClient(create_app(Settings(_env_file=None, data_dir=tmp_path,
+                                              spark_control_token=token, local_speech=False)))
+
+    with app(TOKEN) as first:
+        session = _session(first)
+    stored = (tmp_path / "sessions.json").read_text()
+    assert session not in stored and TOKEN not in stored  # only digests are kept
+    assert stat.S_IMODE((tmp_path / "sessions.json").stat().st_mode) == 0o600
+    with app(TOKEN) as again:
+        assert _with_cookie(again, session) == 200
+    with app("a-completely-new-token-123") as changed:
+        assert _with_cookie(changed, session) == 401
+
+
+def test_login_guesses_are_throttled_per_address(client):
+    for _ in range(10):
+        assert client.post("/login", data={"token": "guess"}).status_code == 401
+    throttled = client.post("/login", data={"token": TOKEN})  # even the right one, now
+    assert throttled.status_code == 429
+    assert throttled.json() == {"detail": throttled.json()["detail"], "error": "throttled"}
+    assert 1 <= int(throttled.headers["retry-after"]) <= 60
+    bearer = client.get("/api/services", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert bearer.status_code == 429 and bearer.json()["error"] == "throttled"
+    client.app.state.auth.throttle.forget("testclient")
+    assert client.post("/login", data={"token": TOKEN}).status_code == 204
+
+
+def test_bearer_guesses_count_too(client):
+    for _ in range(10):
+        assert client.get("/api/services", headers={"Authorization": "Bearer x"}).status_code == 401
+    assert client.get("/api/services", headers={"Authorization": "Bearer x"}).status_code == 429
 
 
 def test_liveness_and_docs_stay_open(client):

@@ -7,7 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from ..auth import COOKIE, Auth
+from starlette.datastructures import Headers
+
+from ..auth import COOKIE, Auth, client_address, session_cookie
+from ..throttle import Throttled
 
 router = APIRouter(tags=["login"])
 MONTH = 30 * 24 * 3600
@@ -34,7 +37,11 @@ async def login(request: Request, token: Annotated[str, Form()]) -> Response:
 
 
 @router.post("/logout", status_code=204)
-async def logout() -> Response:
+async def logout(request: Request) -> Response:
+    """Ends this browser's session: its cookie no longer works, even if kept."""
+    auth: Auth = request.app.state.auth
+    if auth.sessions is not None:
+        auth.sessions.revoke(session_cookie(Headers(scope=request.scope)))
     response = Response(status_code=204)
     response.delete_cookie(COOKIE, path="/")
     return response
@@ -42,10 +49,14 @@ async def logout() -> Response:
 
 def _grant(request: Request, response: Response, token: str) -> None:
     auth: Auth = request.app.state.auth
-    if auth.token is None:
+    if auth.token is None or auth.sessions is None:
         return  # auth is off: nothing to grant
+    client = client_address(request.scope)
+    if (wait := auth.throttle.retry_after(client)) > 0:
+        raise Throttled(wait)
     if not auth.token_ok(token.strip()):
+        auth.throttle.failed(client)
         raise HTTPException(401, "wrong token: use SPARK_CONTROL_TOKEN or the one in "
                                  "DATA_DIR/auth-token")
-    response.set_cookie(COOKIE, auth.session_value(), max_age=MONTH, path="/", httponly=True,
-                        samesite="strict", secure=request.url.scheme == "https")
+    response.set_cookie(COOKIE, auth.sessions.create(), max_age=MONTH, path="/",
+                        httponly=True, samesite="strict", secure=request.url.scheme == "https")
