@@ -18,7 +18,10 @@ Everything that can go wrong while talking to Spark 2 raises a `RemoteError`:
                                 refused, is passed through as that status)
 
 Every error carries a message a person can act on; `remote_error_response`
-turns one into `{"detail": ..., "error": <kind>}` with the status above.
+turns one into `{"detail": ..., "error": <kind>}` with the status above. The same
+shape is given to every other refusal (`HTTPException`s, whose kind follows from
+the status, and request validation, whose field list becomes one sentence), so a
+client reads `detail` and `error` whatever went wrong.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ import shlex
 from collections.abc import Sequence
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from .metrics import REMOTE_ERRORS
 
@@ -136,9 +141,51 @@ def remote_error_response(exc: RemoteError) -> JSONResponse:
                         content={"detail": exc.message, "error": exc.kind})
 
 
+KINDS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+         405: "method_not_allowed", 409: "conflict", 413: "too_large",
+         415: "unsupported_media_type", 422: "invalid_request", 429: "throttled",
+         503: "unavailable"}
+
+
+def http_error_response(exc: HTTPException) -> JSONResponse:
+    kind = getattr(exc, "kind", None) or KINDS.get(exc.status_code, "error")
+    return JSONResponse(status_code=exc.status_code, headers=exc.headers,
+                        content={"detail": str(exc.detail), "error": kind})
+
+
+def validation_response(exc: RequestValidationError) -> JSONResponse:
+    problems = [_problem(error) for error in exc.errors()]
+    return JSONResponse(status_code=422, content={"detail": "; ".join(problems) or
+                                                  "the request is not valid",
+                                                  "error": "invalid_request"})
+
+
+def _problem(error: dict) -> str:
+    where, *rest = [str(p) for p in error.get("loc", ())] or ["request"]
+    name = ".".join(rest)
+    place = {"query": f"query parameter '{name}'", "path": f"path segment '{name}'",
+             "body": f"body field '{name}'" if name else "the request body",
+             "header": f"header '{name}'"}.get(where, where)
+    if error.get("type") == "json_invalid":
+        return f"the request body is not valid JSON ({error.get('ctx', {}).get('error', '')})"
+    if error.get("type") == "missing":
+        return f"{place} is missing"
+    return f"{place}: {error.get('msg', 'not valid')}"
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    async def handle(_: Request, exc: Exception) -> JSONResponse:
+    async def remote(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RemoteError)
         return remote_error_response(exc)
 
-    app.add_exception_handler(RemoteError, handle)
+    async def http(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        return http_error_response(exc)
+
+    async def invalid(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return validation_response(exc)
+
+    app.add_exception_handler(RemoteError, remote)
+    app.add_exception_handler(HTTPException, http)
+    app.add_exception_handler(RequestValidationError, invalid)
