@@ -5,8 +5,9 @@
   onto a button (clickjacking).
 - A Content-Security-Policy for the dashboard that its own code passes: scripts,
   styles and fetches from this origin only; audio and downloads from the page's own
-  blob: URLs. The API docs (/docs) load Swagger UI from its CDN, so they get only the
-  framing rule.
+  blob: URLs. The API docs (/docs) load Swagger UI from this server (fastapi-offline's
+  bundled assets): same-origin only too, with the inline start-up script and styles
+  that page is built with.
 - nosniff, and no Referer (with the login token in it) sent to other sites.
 """
 
@@ -20,11 +21,16 @@ DASHBOARD_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; "
                  "frame-ancestors 'none'")
 ALWAYS = [(b"x-frame-options", b"DENY"), (b"x-content-type-options", b"nosniff"),
           (b"referrer-policy", b"same-origin")]
-DOCS = ("/docs", "/redoc")
+DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; "
+            "style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; "
+            "worker-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+            "frame-ancestors 'none'")
+DOCS_ASSETS = "/docs-assets"
+DOCS = "/docs"  # DOCS_ASSETS included
 
 
 def headers_for(path: str) -> list[tuple[bytes, bytes]]:
-    csp = "frame-ancestors 'none'" if path.startswith(DOCS) else DASHBOARD_CSP
+    csp = DOCS_CSP if path.startswith(DOCS) else DASHBOARD_CSP
     return [*ALWAYS, (b"content-security-policy", csp.encode())]
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from . import __version__
 from .audio_jobs import AudioJobs
 from .auth import AuthMiddleware, load_auth
-from .headers import SecurityHeadersMiddleware
+from .headers import DOCS_ASSETS, SecurityHeadersMiddleware
 from .hosts import HostCheckMiddleware, default_hosts
 from .config import ServiceSpec, Settings, load_settings
 from .docker import Docker
@@ -116,8 +117,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 if local is not None:
                     await local.stop(settings.stop_grace_s)
 
-    app = FastAPI(title="spark-control", version=__version__, lifespan=lifespan,
-                  description="Control plane for the speech services on DGX Spark 2.")
+    # FastAPIOffline: FastAPI whose /docs loads Swagger UI from this server. No /redoc:
+    # ReDoc fetches its logo from cdn.redoc.ly whatever the asset source.
+    app = FastAPIOffline(title="spark-control", version=__version__, lifespan=lifespan,
+                         description="Control plane for the speech services on DGX Spark 2.",
+                         static_url=DOCS_ASSETS, redoc_url=None,
+                         swagger_ui_parameters={"validatorUrl": None})
     app.state.settings = settings
     app.state.auth = load_auth(settings)
     app.add_middleware(AuthMiddleware, auth=app.state.auth)
