@@ -11,8 +11,10 @@ import asyncio
 import json
 import shutil
 import tempfile
+import wave
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fastapi import HTTPException, Request
@@ -38,25 +40,63 @@ def clear_spool(data_dir: Path) -> None:
     shutil.rmtree(data_dir / "spool", ignore_errors=True)
 
 
+@dataclass
+class Probe:
+    format: str  # ffprobe's format_name, e.g. "wav", "mov,mp4,m4a,3gp,3g2,mj2"
+    bit_rate: int  # of the audio stream, bits/s (0 when unknown)
+
+
 async def receive(request: Request, work: Path, max_mb: int) -> tuple[Upload, float]:
-    """Stream the request's upload into work and check it is audio: (upload, duration in s)."""
+    """Stream the request's upload into work and decode it once to 16 kHz mono WAV:
+    (the upload, now at that WAV; its duration in seconds, counted from the samples)."""
     upload = await read_upload(request, work / "upload", max_mb * CHUNK)
-    return upload, await probe_duration(upload.path)
+    wav = work / "normalized.wav"
+    duration = await normalize(upload.path, wav, await probe(upload.path))
+    upload.path.unlink()
+    return replace(upload, path=wav), duration
 
 
-async def probe_duration(path: Path) -> float:
-    """Seconds of audio; 415 when ffprobe finds no audio, 422 when it lasts 0 s."""
+async def probe(path: Path) -> Probe:
+    """What the file is; 415 when ffprobe finds no audio in it."""
     code, out, err = await _run(["ffprobe", "-v", "error", "-show_entries",
-                                 "format=duration:stream=codec_type", "-of", "json", str(path)])
+                                 "format=format_name:stream=codec_type,bit_rate", "-of", "json",
+                                 str(path)])
     if code != 0:
         raise HTTPException(415, f"not a readable audio file: {_reason(err)}")
     info = json.loads(out or b"{}")
-    if not any(s.get("codec_type") == "audio" for s in info.get("streams", [])):
+    audio = [s for s in info.get("streams", []) if s.get("codec_type") == "audio"]
+    if not audio:
         raise HTTPException(415, "the file has no audio stream")
-    duration = float(info.get("format", {}).get("duration") or 0)
-    if duration <= 0:
+    rate = str(audio[0].get("bit_rate", "0"))
+    return Probe(str(info.get("format", {}).get("format_name", "")),
+                 int(rate) if rate.isdigit() else 0)
+
+
+async def normalize(source: Path, target: Path, found: Probe) -> float:
+    """Decode all of source to 16 kHz mono WAV; seconds of audio it really holds.
+
+    Headers lie (a FLAC that claims 10 h over 5 s of frames; a WAV whose data size
+    says 0.05 s over 5.5 s of samples): the duration is the decoded sample count, never
+    the header's, and a WAV holding far more bytes than its data size says is read
+    again to its end (`-ignore_length`)."""
+    seconds = await _decode(source, target, [])
+    if found.format.split(",")[0] == "wav" and found.bit_rate:
+        unread = source.stat().st_size - seconds * found.bit_rate / 8
+        if unread > max(64 * 1024, found.bit_rate / 8):  # over 1 s: not a trailing tag
+            seconds = await _decode(source, target, ["-ignore_length", "1"])
+    if seconds <= 0:
         raise HTTPException(422, "the audio is 0 s long")
-    return duration
+    return seconds
+
+
+async def _decode(source: Path, target: Path, options: list[str]) -> float:
+    code, _, err = await _run(["ffmpeg", "-nostdin", "-v", "error", *options, "-i", str(source),
+                               "-map", "0:a:0", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le",
+                               "-y", str(target)])
+    if code != 0:
+        raise HTTPException(415, f"could not decode the audio: {_reason(err)}")
+    with wave.open(str(target)) as decoded:
+        return decoded.getnframes() / decoded.getframerate()
 
 
 async def to_wav(source: Path, target: Path, start: float = 0.0,

@@ -3,6 +3,8 @@ the real speech server is exercised in tests/speech/test_pipeline.py)."""
 
 from __future__ import annotations
 
+import struct
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -181,3 +183,46 @@ def test_rttm_file_ids_are_safe_names(name, expected):
     from app.exports import file_id
 
     assert file_id(name) == expected
+
+
+def _lying_wav(claimed_s: float, carried_s: float) -> bytes:
+    """A WAV whose data-size field claims claimed_s over carried_s of samples."""
+    real = wav_bytes(carried_s, tone=300)
+    data = real[44:]
+    claimed = int(claimed_s * 16000) * 2
+    return (b"RIFF" + struct.pack("<I", 36 + claimed) + real[8:40] + struct.pack("<I", claimed)
+            + data)
+
+
+def _flac_claiming(tmp_path: Path, claimed_s: float, carried_s: float) -> bytes:
+    """A FLAC whose STREAMINFO total-samples field claims claimed_s over carried_s."""
+    flac = tmp_path / "real.flac"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"sine=f=300:d={carried_s}",
+                    "-ar", "16000", "-y", str(flac)], check=True)
+    data = bytearray(flac.read_bytes())
+    field = int.from_bytes(data[18:26], "big")  # STREAMINFO bytes 10-17: ...+36-bit total
+    field = (field & ~((1 << 36) - 1)) | int(claimed_s * 16000)
+    data[18:26] = field.to_bytes(8, "big")
+    return bytes(data)
+
+
+@respx.mock
+@pytest.mark.parametrize(("make", "seconds"), [
+    (lambda tmp: _lying_wav(0.05, 5.5), 5.5),
+    (lambda tmp: _flac_claiming(tmp, 36000, 5.0), 5.0),
+], ids=["wav-header-too-short", "flac-header-10h"])
+def test_duration_comes_from_the_samples_not_the_header(client, tmp_path, make, seconds):
+    seen: list[int] = []
+
+    def transcribe(request):
+        seen.append(len(request.content))
+        return httpx.Response(200, json=WORDS)
+
+    respx.post(f"{URL}/v1/audio/transcriptions").mock(side_effect=transcribe)
+    respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
+    response = post(client, make(tmp_path))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["duration"] == pytest.approx(seconds, abs=0.05)
+    assert body.get("chunks", 1) == 1  # not 63 chunks of a 10 h that is not there
+    assert seen and seen[0] > seconds * 32000  # every sample reached the speech server

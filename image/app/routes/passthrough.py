@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 
 from ..errors import NotConfigured, RemoteTimeout, UpstreamHTTPError, UpstreamUnavailable
-from ..media import receive, to_wav, workdir
+from ..media import receive, workdir
 from ..passthrough import FORMATS, render, transcribe
 from ..uploads import form_schema
 from .audio import speech_client, wedge_recovery
@@ -58,10 +58,8 @@ async def diarize_chunk(request: Request) -> Any:
             raise HTTPException(413, f"diarize-chunk takes one chunk of at most "
                                      f"{settings.longest_chunk_s:g} s (this is {duration:.0f} s);"
                                      " send longer recordings to transcribe-with-speakers")
-        wav = work / "audio.wav"
-        await to_wav(upload.path, wav)
-        async with wedge_recovery(request):
-            return await client.diarize_chunk_raw(wav)
+        async with wedge_recovery(request):  # upload.path is 16 kHz mono WAV already
+            return await client.diarize_chunk_raw(upload.path)
 
 
 class SpeechRequest(BaseModel):
