@@ -6,7 +6,6 @@ recording's clock and each overlap is cut at its middle, so nothing is repeated.
 
 from __future__ import annotations
 
-import asyncio
 import io
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import webvtt
 
 from .exports import clock
-from .pipeline import chunk_audio, chunk_name, retried
+from .pipeline import chunk_audio, chunk_name, retried, together
 from .merge import join_words
 from .speech_client import SpeechClient
 from .stitching import cuts, plan_chunks
@@ -27,8 +26,8 @@ async def transcribe(client: SpeechClient, source: Path, work: Path, duration: f
                      overlap_s: float) -> dict[str, Any]:
     spans = ([(0.0, duration)] if duration <= threshold_s
              else plan_chunks(duration, max_s=chunk_s, overlap_s=overlap_s))
-    parts = await asyncio.gather(*(_part(client, source, work, i, spans, language)
-                                   for i in range(len(spans))))
+    parts = await together(*(_part(client, source, work, i, spans, language)
+                             for i in range(len(spans))))
     words, segments = _join(parts, spans)
     return {"task": "transcribe", "language": parts[0].get("language", "english"),
             "duration": round(duration, 3), "text": join_words(s["text"] for s in segments),

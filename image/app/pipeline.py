@@ -89,8 +89,8 @@ async def _whole(client: SpeechClient, source: Path, work: Path, progress: Progr
     await progress("normalizing", 0, 1)
     await to_wav(source, wav)
     await progress("transcribing", 0, 1)
-    (words, language), (turns, _) = await asyncio.gather(client.transcribe(wav),
-                                                         client.diarize(wav))
+    (words, language), (turns, _) = await together(client.transcribe(wav),
+                                                   client.diarize(wav))
     return words, turns, language
 
 
@@ -107,7 +107,7 @@ async def _chunked(client: SpeechClient, source: Path, work: Path,
         return result
 
     await progress("transcribing", 0, len(spans))
-    results = await asyncio.gather(*(one(i) for i in range(len(spans))))
+    results = await together(*(one(i) for i in range(len(spans))))
     stitched = stitch([r for r, _ in results])
     return stitched.words, stitched.turns, results[0][1]
 
@@ -123,6 +123,23 @@ async def _chunk(client: SpeechClient, source: Path, work: Path, index: int,
 def chunk_name(index: int, spans: list[tuple[float, float]]) -> str:
     start, end = spans[index]
     return f"chunk {index + 1} of {len(spans)} ({start:.0f}-{end:.0f} s)"
+
+
+async def together(*steps: Awaitable[T]) -> list[T]:
+    """Run steps at once; on the first failure cancel the others and raise it.
+    (asyncio.gather would leave them running, still sending to the speech server,
+    after the request has failed and its work folder is gone.)"""
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in tasks:
+            if task.done() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        return [task.result() for task in tasks]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def retried(what: str, attempt: Callable[[], Awaitable[T]]) -> T:
@@ -159,7 +176,7 @@ async def chunk_audio(client: SpeechClient, source: Path, work: Path, index: int
 
 async def _chunk_once(client: SpeechClient, wav: Path, start: float,
                       end: float) -> tuple[ChunkResult, str]:
-    (words, language), (turns, prints) = await asyncio.gather(
+    (words, language), (turns, prints) = await together(
         client.transcribe(wav), client.diarize(wav, chunk=True))
     return ChunkResult(start, end, turns, words, prints), language
 

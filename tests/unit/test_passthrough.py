@@ -3,6 +3,8 @@ injected by respx (the real servers are used in tests/speech/test_pipeline.py)."
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 import respx
@@ -135,4 +137,34 @@ def test_a_request_the_speech_server_refuses_is_the_callers_4xx_and_not_retried(
     assert response.status_code == 400, response.text
     assert "language 'fr' is not supported" in response.json()["detail"]
     assert ASR not in response.text
-    assert route.call_count == 1  # not retried; the other chunk is never sent
+    assert route.call_count <= 2  # each chunk at most once: a refusal is not retried
+
+
+def test_a_failed_chunk_cancels_the_others_at_once(tmp_path):
+    """The first refusal ends the request; a chunk still in flight is cancelled, not left
+    running against the speech server after the answer went out."""
+    started, cancelled = [], []
+
+    async def answer(request):
+        started.append(1)
+        if len(started) == 1:
+            for _ in range(200):  # refuse only once the other chunk is in flight
+                if len(started) > 1:
+                    break
+                await asyncio.sleep(0.01)
+            return httpx.Response(400, json={"detail": "language 'fr' is not supported"})
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            cancelled.append(1)
+            raise
+        return httpx.Response(200, json={"text": "", "words": [], "segments": []})
+
+    with respx.mock:
+        respx.post(f"{ASR}/v1/audio/transcriptions").mock(side_effect=answer)
+        with _chunked_client(tmp_path) as client:
+            response = client.post("/v1/audio/transcriptions", data={"language": "fr"},
+                                   files={"file": ("a.wav", wav_bytes(70.0, tone=200))})
+            seen = (len(started), list(cancelled))  # before the client's loop shuts down
+    assert response.status_code == 400
+    assert seen == (2, [1])
