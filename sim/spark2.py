@@ -30,7 +30,9 @@ TTS_STANDIN = Path(__file__).resolve().parent / "tts_standin.py"
 APP_DIR = "/opt/parakeet/app"
 TTS_DIR = "/opt/magpie/app"
 IMAGE = "simspark-root:latest"
-CURRENT = Path(tempfile.gettempdir()) / "sim-spark2.current"
+# Where `up` records each simulation it starts, so `down` from any shell finds them
+# (in the checkout, not $TMPDIR: another shell may have another TMPDIR).
+RECORD = REPO / ".sim-spark2"
 
 
 @dataclass
@@ -80,8 +82,7 @@ class SimSpark2:
         self._kill("dockerd", timeout=20)
         _unmount_under(self.root)
         subprocess.run(["rm", "-rf", str(self.root)], check=False)
-        if CURRENT.exists() and CURRENT.read_text() == str(self.root):
-            CURRENT.unlink()
+        forget(self.root)
 
     def save(self) -> None:
         (self.root / "state.json").write_text(json.dumps(asdict(self.state)))
@@ -343,27 +344,52 @@ def _reap(pid: int) -> None:
         pass
 
 
+def recorded() -> list[Path]:
+    """Simulations `up` started that still have their state (oldest first)."""
+    lines = RECORD.read_text().splitlines() if RECORD.exists() else []
+    return [Path(line) for line in lines if line and (Path(line) / "state.json").exists()]
+
+
+def remember(root: Path) -> None:
+    RECORD.write_text("".join(f"{p}\n" for p in [*recorded(), root]))
+
+
+def forget(root: Path) -> None:
+    left = [p for p in recorded() if p != root]
+    if left:
+        RECORD.write_text("".join(f"{p}\n" for p in left))
+    elif RECORD.exists():
+        RECORD.unlink()
+
+
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "help"
     if command == "up":
         sim = SimSpark2.up()
-        CURRENT.write_text(str(sim.root))  # lets a plain `down` find it
+        remember(sim.root)  # lets a plain `down`, from any shell, find it
         for key, value in sim.env().items():
             print(f"export {key}={shlex.quote(value)}")
         return 0
     if command == "down":
-        root = argv[1] if len(argv) > 1 else os.environ.get("SIM_SPARK2_DIR")
-        root = root or (CURRENT.read_text() if CURRENT.exists() else None)
-        if not root or not (Path(root) / "state.json").exists():
-            print("sim-spark2: nothing to stop (no SIM_SPARK2_DIR and no running simulation)",
-                  file=sys.stderr)
-            return 1
-        SimSpark2.attach(root).down()
-        print(f"sim-spark2: stopped and removed {root}", file=sys.stderr)
-        return 0
+        return _down(argv[1:])
     print("usage: sim-spark2 up | down [DIR]\n  eval \"$(scripts/sim-spark2 up)\"; spark-control",
           file=sys.stderr)
     return 2
+
+
+def _down(args: list[str]) -> int:
+    """`down DIR`, or the shell's SIM_SPARK2_DIR, or every simulation `up` recorded."""
+    named = args[0] if args else os.environ.get("SIM_SPARK2_DIR")
+    roots = [Path(named)] if named else recorded()
+    roots = [r for r in roots if (r / "state.json").exists()]
+    if not roots:
+        print("sim-spark2: nothing to stop (no DIR given, no SIM_SPARK2_DIR, and no "
+              f"simulation recorded in {RECORD})", file=sys.stderr)
+        return 1
+    for root in roots:
+        SimSpark2.attach(str(root)).down()
+        print(f"sim-spark2: stopped and removed {root}", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

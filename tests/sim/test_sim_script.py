@@ -67,3 +67,22 @@ def _healthy(port: int) -> dict | None:
     except OSError:
         return None
     return body if all(s["state"] == "healthy" for s in body["services"]) else None
+
+
+def test_down_from_another_shell_finds_the_running_simulation(tmp_path):
+    """A shell that did not run `up` (no SIM_SPARK2_DIR, another TMPDIR) still stops it."""
+    up = subprocess.run([str(REPO / "scripts" / "sim-spark2"), "up"], capture_output=True,
+                        text=True, timeout=120)
+    assert up.returncode == 0, up.stderr
+    root = Path(_exports(up.stdout)["SIM_SPARK2_DIR"])
+    pids = json.loads((root / "state.json").read_text())["pids"]
+    other = {k: v for k, v in os.environ.items() if k != "SIM_SPARK2_DIR"}
+    other["TMPDIR"] = str(tmp_path)
+    down = subprocess.run([str(REPO / "scripts" / "sim-spark2"), "down"], env=other,
+                          capture_output=True, text=True, timeout=60)
+    assert down.returncode == 0, down.stderr
+    assert f"stopped and removed {root}" in down.stderr
+    assert not root.exists() and not any(_alive(pid) for pid in pids.values())
+    again = subprocess.run([str(REPO / "scripts" / "sim-spark2"), "down"], env=other,
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1 and "nothing to stop" in again.stderr
