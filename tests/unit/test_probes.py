@@ -124,23 +124,18 @@ def test_silent_health_fails_the_check(_asr_health):
     assert result.verdict == "failed" and "no answer from" in result.detail
 
 
-def test_probe_queued_behind_new_work_is_busy(_asr_health):
-    """Idle when asked, then a long job arrives and the probe waits behind it."""
+@pytest.mark.parametrize(("after", "verdict", "words"), [
+    (BUSY, "busy", "queued behind work"),  # a long job arrived and the probe waits on it
+    (HUNG, "failed", "hung"),
+])
+def test_probe_timeout_asks_health_again(_asr_health, after, verdict, words):
+    """Idle when asked first, then the probe times out: /health decides."""
     _asr_health.routes["health"].side_effect = [httpx.Response(200, json=IDLE),
-                                                httpx.Response(200, json=BUSY)]
+                                                httpx.Response(200, json=after)]
     _asr_health.post("http://asr:8000/v1/audio/transcriptions").side_effect = \
-        httpx.ReadTimeout("queued")
+        httpx.ReadTimeout("no answer")
     result = check(ASR)
-    assert result.verdict == "busy" and "queued behind work" in result.detail
-
-
-def test_probe_timeout_with_a_hung_call_fails(_asr_health):
-    _asr_health.routes["health"].side_effect = [httpx.Response(200, json=IDLE),
-                                                httpx.Response(200, json=HUNG)]
-    _asr_health.post("http://asr:8000/v1/audio/transcriptions").side_effect = \
-        httpx.ReadTimeout("hung")
-    result = check(ASR)
-    assert result.verdict == "failed" and "hung" in result.detail
+    assert result.verdict == verdict and words in result.detail
 
 
 def test_server_without_work_report_is_checked_as_before(_asr_health):
