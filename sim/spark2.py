@@ -27,6 +27,8 @@ from app.docker import tar_of
 REPO = Path(__file__).resolve().parent.parent
 PATCHES = REPO / "image" / "parakeet_patches"
 TTS_STANDIN = Path(__file__).resolve().parent / "tts_standin.py"
+NVIDIA_SMI_STANDIN = Path(__file__).resolve().parent / "nvidia_smi_standin.sh"
+GB10_CSV = "NVIDIA GB10, 3, [N/A], [N/A], 41, 11.52\n"  # as the GB10 prints it: no GPU memory
 APP_DIR = "/opt/parakeet/app"
 TTS_DIR = "/opt/magpie/app"
 IMAGE = "simspark-root:latest"
@@ -61,6 +63,7 @@ class SimSpark2:
         state = SimState(str(root), *free_ports(3))
         sim = cls(state)
         try:
+            sim.install_gpu_standin()
             sim.start_dockerd()
             sim.start_sshd()
             sim.build_image()
@@ -203,6 +206,21 @@ class SimSpark2:
 
     # -- what spark-control needs --------------------------------------------
 
+    def install_gpu_standin(self) -> None:
+        smi = self.root / "gpu" / "nvidia-smi"
+        smi.parent.mkdir(exist_ok=True)
+        smi.write_bytes(NVIDIA_SMI_STANDIN.read_bytes())
+        smi.chmod(0o755)
+        self.set_gpu(GB10_CSV)
+
+    def set_gpu(self, csv: str | None) -> None:
+        """What the stand-in nvidia-smi prints next; None: it fails as with no driver."""
+        target = self.root / "gpu" / "gpu.csv"
+        if csv is None:
+            target.unlink(missing_ok=True)
+        else:
+            target.write_text(csv)
+
     def env(self) -> dict[str, str]:
         keys = self.root / "keys"
         return {
@@ -215,6 +233,7 @@ class SimSpark2:
             "PARAKEET_URL": f"http://127.0.0.1:{self.state.parakeet_port}",
             "MAGPIE_URL": f"http://127.0.0.1:{self.state.magpie_port}",
             "PARAKEET_APP_DIR": APP_DIR,
+            "NVIDIA_SMI_CMD": str(self.root / "gpu" / "nvidia-smi"),
             "SIM_SPARK2_DIR": str(self.root),
         }
 

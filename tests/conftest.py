@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sim.spark2 import SimSpark2, _alive
+from sim.spark2 import GB10_CSV, SimSpark2, _alive
 
 # TestClient sends "Host: testserver"; every other name the tests use is loopback.
 os.environ.setdefault("ALLOWED_HOSTS", "testserver")
@@ -51,4 +51,5 @@ def sim(spark2: SimSpark2) -> SimSpark2:
     if not pid or not _alive(pid):
         spark2.start_sshd()
     spark2.reset_containers()
+    spark2.set_gpu(GB10_CSV)
     return spark2

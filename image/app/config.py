@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     ssh_command_timeout_s: float = Field(30.0, gt=0)
     ssh_keepalive_s: float = Field(15.0, gt=0)
     docker_cmd: str = "docker"
+    nvidia_smi_cmd: str = "nvidia-smi"  # on Spark 2 (or here in local mode)
+    # df of each that exists: HOST_DISK_PATHS=/,/var/lib/docker
+    host_disk_paths: Annotated[list[str], NoDecode] = ["/", "/var/lib/docker"]
 
     parakeet_container: str = Field("parakeet-asr", pattern=CONTAINER_NAME.pattern)
     parakeet_url: str | None = None
@@ -107,6 +110,11 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     poll_interval_s: float = Field(5.0, gt=0)
+    host_poll_interval_s: float = Field(5.0, gt=0)
+    docker_df_interval_s: float = Field(60.0, gt=0)  # docker system df walks the data root
+    host_memory_warn_pct: float = Field(10.0, gt=0, lt=100)
+    host_gpu_temp_warn_c: float = Field(85.0, gt=0)
+    host_disk_warn_pct: float = Field(90.0, gt=0, le=100)
     health_timeout_s: float = Field(3.0, gt=0)
     startup_grace_s: float = Field(180.0, ge=0)
     deep_check_interval_s: float = Field(300.0, gt=0)
@@ -115,9 +123,9 @@ class Settings(BaseSettings):
     auto_restart_max: int = Field(3, ge=0)
     auto_restart_window_s: float = Field(1800.0, gt=0)
 
-    @field_validator("allowed_hosts", mode="before")
+    @field_validator("allowed_hosts", "host_disk_paths", mode="before")
     @classmethod
-    def _hosts(cls, value: object) -> object:
+    def _comma_list(cls, value: object) -> object:
         if isinstance(value, str):  # ALLOWED_HOSTS=a.lan,192.168.1.20
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
@@ -165,6 +173,10 @@ class Settings(BaseSettings):
     @property
     def docker_argv(self) -> list[str]:
         return shlex.split(self.docker_cmd)
+
+    @property
+    def nvidia_smi_argv(self) -> list[str]:
+        return shlex.split(self.nvidia_smi_cmd) or ["nvidia-smi"]
 
     def service_specs(self) -> list[ServiceSpec]:
         """`SERVICES` when given, else parakeet-asr and magpie-tts from their own keys.

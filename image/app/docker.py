@@ -146,6 +146,10 @@ class Docker:
             return {m.name: tar.extractfile(m).read()  # type: ignore[union-attr]
                     for m in tar.getmembers() if m.isfile()}
 
+    async def run_checked(self, args: list[str], timeout: float | None = None) -> CommandResult:
+        """A docker command not about one container (system df, prune); its output."""
+        return (await self._run(args, timeout=timeout)).check()
+
     async def _checked(self, args: list[str], name: str, *, input: bytes | None = None,
                        timeout: float | None = None) -> CommandResult:
         result = await self._run(args, input=input, timeout=timeout)

@@ -20,6 +20,7 @@ from .hosts import HostCheckMiddleware, default_hosts
 from .config import ServiceSpec, Settings, load_settings
 from .docker import Docker
 from .errors import NotConfigured, install_error_handlers
+from .host.health import HostHealth
 from .jobstore import JobStore
 from .local import NAME as LOCAL_NAME
 from .local import LocalProcesses, LocalSpeech, free_port, longest_wav_mb
@@ -29,6 +30,7 @@ from .metrics import MetricsMiddleware
 from .pipeline import SpeakersResult, runner
 from .registry import Registry
 from .routes import audio, login, passthrough, probes, services
+from .routes import host as host_routes
 from .routes import audio_jobs as audio_jobs_routes
 from .routes import speech_models as speech_models_routes
 from .speech_client import SpeechClient
@@ -89,6 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             registry = Registry(settings, host, http)
             watchdog = Watchdog(registry)
             speech_models = SpeechModels(settings, registry)
+            host_health = app.state.host_health = HostHealth(
+                settings, host if isinstance(host, Docker) else None, local is not None)
             app.state.speech = (SpeechClient(http, settings.parakeet_url.rstrip("/"),
                                              settings.speech_timeout_s, settings.gpu_in_flight)
                                 if settings.parakeet_url else None)
@@ -101,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.http = http
             app.state.speech_models = speech_models
             registry.start()
+            host_health.start()
             watchdog.start()
             try:
                 yield
@@ -110,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await speech_models.stop()
                 await watchdog.stop()
                 await registry.stop()
+                await host_health.stop()
                 if isinstance(host, Docker):
                     await host.shell.close()
                 if ssh is not None:
@@ -134,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(probes.router)
     app.include_router(login.router)
     app.include_router(services.router)
+    app.include_router(host_routes.router)
     app.include_router(speech_models_routes.router)
     app.include_router(audio.router)
     app.include_router(audio_jobs_routes.router)

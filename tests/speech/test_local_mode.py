@@ -42,6 +42,12 @@ def test_local_mode_serves_transcription_with_speakers(conversation, tmp_path):
         assert models["status"] == "local" and "Spark" in models["detail"]
         reapply = client.post("/api/speech-models/reapply")
         assert reapply.status_code == 503 and "apply to" in reapply.json()["detail"]
+        host = wait_for(lambda: (h := client.get("/api/host").json())["reachable"] and h,
+                        what="this machine's host figures")
+    assert host["source"] == "local"
+    meminfo = Path("/proc/meminfo").read_text().split()
+    assert host["snapshot"]["memory"]["total_bytes"] == int(
+        meminfo[meminfo.index("MemTotal:") + 1]) * 1024
 
 
 def test_local_server_is_stopped_started_and_revived_when_it_dies(tmp_path):

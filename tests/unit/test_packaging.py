@@ -389,3 +389,13 @@ def test_env_example_names_only_real_settings_and_every_compose_variable():
     variables = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", text))
     assert variables <= example, variables - example
     assert example <= settings | variables | {"COMPOSE_PROFILES"}, example - settings
+
+
+def test_every_subpackage_of_app_is_packaged():
+    """pyproject lists packages by hand: a new folder of modules must be in it, or a
+    wheel install has no `app.host` at all."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {".".join(p.parent.relative_to(ROOT / "image").parts)
+             for p in (ROOT / "image" / "app").rglob("__init__.py")}
+    assert found == listed
