@@ -3,12 +3,14 @@
 
 import { login, logout, UNAUTHORIZED } from "./api.js";
 import { startAudio } from "./audio.js";
+import { startHost } from "./host.js";
 import { startServices } from "./services.js";
 import { startSpeechModels } from "./speech-models.js";
 import { $, showMessage } from "./ui.js";
 
 function start() {
   setUpLogin();
+  startHost();
   startServices();
   startSpeechModels();
   startAudio();
