@@ -115,6 +115,8 @@ class Settings(BaseSettings):
     host_memory_warn_pct: float = Field(10.0, gt=0, lt=100)
     host_gpu_temp_warn_c: float = Field(85.0, gt=0)
     host_disk_warn_pct: float = Field(90.0, gt=0, le=100)
+    # off by default: while Spark 2 swaps more, refuse recordings over CHUNK_THRESHOLD_S
+    refuse_long_jobs_while_swapping: bool = False
     health_timeout_s: float = Field(3.0, gt=0)
     startup_grace_s: float = Field(180.0, ge=0)
     deep_check_interval_s: float = Field(300.0, gt=0)

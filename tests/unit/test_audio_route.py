@@ -226,3 +226,28 @@ def test_duration_comes_from_the_samples_not_the_header(client, tmp_path, make, 
     assert body["duration"] == pytest.approx(seconds, abs=0.05)
     assert body.get("chunks", 1) == 1  # not 63 chunks of a 10 h that is not there
     assert seen and seen[0] > seconds * 32000  # every sample reached the speech server
+
+
+@respx.mock
+@pytest.mark.parametrize("refuse", [True, False])
+@pytest.mark.parametrize("path", ["/api/audio/transcribe-with-speakers", "/api/audio/jobs",
+                                  "/v1/audio/transcriptions"])
+def test_long_recordings_wait_while_the_host_swaps_only_when_enabled(tmp_path, refuse, path):
+    from app.host.alerts import HostWarning
+    respx.post(f"{URL}/v1/audio/transcriptions").respond(json=WORDS)
+    respx.post(f"{URL}/v1/audio/diarize-chunk").respond(json={**DIAR, "fingerprints": {}})
+    respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
+    settings = Settings(_env_file=None, parakeet_url=URL, data_dir=tmp_path,
+                        chunk_threshold_s=5, chunk_s=60, chunk_overlap_s=10,
+                        refuse_long_jobs_while_swapping=refuse)
+    with authed(settings) as client:
+        client.app.state.host_health.warnings.active["swap"] = HostWarning(
+            kind="swap", message="2.00 GiB of swap in use", since=0)
+        short = client.post(path, files={"file": ("s.wav", wav_bytes(3.0, tone=200))})
+        long = client.post(path, files={"file": ("l.wav", wav_bytes(8.0, tone=200))})
+    assert short.status_code in (200, 202), short.text
+    if refuse:
+        assert long.status_code == 503 and long.headers["retry-after"] == "120"
+        assert "Spark 2 is swapping (2.00 GiB of swap in use)" in long.json()["detail"]
+    else:
+        assert long.status_code in (200, 202), long.text

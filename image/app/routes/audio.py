@@ -44,6 +44,7 @@ async def _transcribe(request: Request) -> tuple[SpeakersResult, str]:
     run = runner(speech_client(request), settings)
     async with workdir(settings.data_dir) as work:
         upload, duration = await receive(request, work, settings.max_upload_mb)
+        refuse_if_swapping(request, duration)
         async with wedge_recovery(request):
             return await run(upload.path, work, duration), upload.filename
 
@@ -53,6 +54,20 @@ def speech_client(request: Request) -> SpeechClient:
     if client is None:
         raise NotConfigured("no speech server is configured (PARAKEET_URL or SPARK2_HOST)")
     return client
+
+
+def refuse_if_swapping(request: Request, duration: float) -> None:
+    """With REFUSE_LONG_JOBS_WHILE_SWAPPING, a long recording waits while Spark 2 swaps
+    more and more (the host warning): 503 + Retry-After rather than make it worse."""
+    settings = request.app.state.settings
+    if not settings.refuse_long_jobs_while_swapping or duration <= settings.chunk_threshold_s:
+        return
+    swap = request.app.state.host_health.warnings.active.get("swap")
+    if swap is not None:
+        raise HTTPException(503, f"Spark 2 is swapping ({swap.message}); recordings over "
+                                 f"{settings.chunk_threshold_s:g} s are refused until it "
+                                 "stops (REFUSE_LONG_JOBS_WHILE_SWAPPING)",
+                            headers={"Retry-After": "120"})
 
 
 @asynccontextmanager

@@ -18,7 +18,7 @@ from ..exports import MEDIA_TYPES, file_id, render
 from ..media import receive
 from ..pipeline import SpeakersResult
 from ..uploads import form_schema
-from .audio import speech_client
+from .audio import refuse_if_swapping, speech_client
 
 router = APIRouter(prefix="/api/audio/jobs", tags=["audio jobs"])
 
@@ -48,6 +48,7 @@ async def submit(request: Request) -> AudioJob:
     work = Path(tempfile.mkdtemp(prefix=f"job-{job_id}-", dir=spool))
     try:
         upload, duration = await receive(request, work, settings.max_upload_mb)
+        refuse_if_swapping(request, duration)
         return await jobs.submit(job_id, upload.filename or "upload", work, upload.path,
                                  duration)
     except BaseException:  # refused (413, 415, 429...) or cut: the job never owned it

@@ -15,7 +15,7 @@ from ..errors import NotConfigured, RemoteTimeout, UpstreamHTTPError, UpstreamUn
 from ..media import receive, workdir
 from ..passthrough import FORMATS, render, transcribe
 from ..uploads import form_schema
-from .audio import speech_client, wedge_recovery
+from .audio import refuse_if_swapping, speech_client, wedge_recovery
 
 router = APIRouter(tags=["pass-through"])
 
@@ -35,6 +35,7 @@ async def transcriptions(request: Request) -> Response:
     settings, client = request.app.state.settings, speech_client(request)
     async with workdir(settings.data_dir) as work:
         upload, duration = await receive(request, work, settings.max_upload_mb)
+        refuse_if_swapping(request, duration)
         response_format = upload.value("response_format") or "json"
         if response_format not in FORMATS:
             raise HTTPException(400, f"response_format must be one of {', '.join(FORMATS)}")
