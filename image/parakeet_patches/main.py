@@ -205,7 +205,9 @@ async def _read_audio(work: WorkLog, file: UploadFile) -> np.ndarray:
             return decode(path)
 
     try:
-        with work.call("decode", 0.0):  # bounded by HUNG_AFTER_S alone
+        # Its bound grows with the file: as if it were 16 kHz 16-bit PCM (compressed
+        # audio is longer, and ffmpeg decodes it hundreds of times faster than real time).
+        with work.call("decode", (file.size or 0) / (SAMPLE_RATE * 2)):
             return await run_in_threadpool(read)
     except BadAudio as exc:
         raise HTTPException(exc.status, str(exc)) from None
