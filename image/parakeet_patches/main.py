@@ -26,7 +26,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 
-from audio_io import BadAudio, decode, spooled
+from audio_io import MAX_UPLOAD_BYTES, BadAudio, decode, spooled
+from body_limit import BodyLimit
 from engine_base import SAMPLE_RATE, Diarization, Engine, EngineError
 from engines import make_engine
 from formats import FORMATS, subtitles, verbose_json
@@ -88,6 +89,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.state.engine, app.state.loading, app.state.work = engine, loading, work
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StageFailed, _stage_failed)  # type: ignore[arg-type]
+    app.add_middleware(BodyLimit, max_bytes=MAX_UPLOAD_BYTES)
     _routes(app, engine, loading, work)
     return app
 

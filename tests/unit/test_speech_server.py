@@ -246,3 +246,71 @@ def test_health_reports_model_work_and_a_hung_call(monkeypatch, hung_after, stat
     assert body["work"]["hung"] == (status == "hung")
     assert (body["error"] is not None) == (status == "hung")
     assert after["status"] == "ok" and after["work"]["calls"] == 0
+
+
+@pytest.fixture
+def served(monkeypatch):
+    """The speech server on a real socket (uvicorn in a thread), capped at 5 MB."""
+    import socket as socket_module
+
+    import uvicorn
+
+    from sim.spark2 import free_ports
+    monkeypatch.setattr(main, "MAX_UPLOAD_BYTES", 5 * 2**20, raising=False)
+    monkeypatch.setattr(audio_io, "MAX_UPLOAD_BYTES", 5 * 2**20)
+    port = free_ports(1)[0]
+    server = uvicorn.Server(uvicorn.Config(main.create_app(ScriptedEngine()), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        try:
+            socket_module.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            threading.Event().wait(0.05)
+    yield port
+    server.should_exit = True
+    thread.join(10)
+
+
+def _head(port: int, extra: str) -> bytes:
+    return (f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "Content-Type: multipart/form-data; boundary=b0undary\r\n" + extra + "\r\n").encode()
+
+
+def test_a_chunked_upload_is_cut_at_the_cap_while_it_streams(served):
+    import select
+    import socket as socket_module
+    part = (b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
+            b"Content-Type: audio/wav\r\n\r\n")
+    block, sent, answer = b"\x00" * 2**20, 0, b""
+    with socket_module.create_connection(("127.0.0.1", served), timeout=10) as s:
+        s.sendall(_head(served, "Transfer-Encoding: chunked\r\n"))
+        s.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+        try:
+            while sent < 200 * len(block) and not answer:
+                s.sendall(b"%x\r\n%s\r\n" % (len(block), block))
+                sent += len(block)
+                if select.select([s], [], [], 0)[0]:
+                    answer = s.recv(65536)
+        except OSError:
+            pass
+        while b"MAX_UPLOAD_MB" not in answer and select.select([s], [], [], 5)[0]:
+            more = s.recv(65536)  # the head and the body may come in two reads
+            if not more:
+                break
+            answer += more
+    assert answer.startswith(b"HTTP/1.1 413"), answer
+    assert b"MAX_UPLOAD_MB" in answer
+    assert sent < 60 * len(block), f"read {sent / len(block):.0f} MB past a 5 MB cap"
+
+
+def test_a_declared_length_over_the_cap_is_refused_unread(served):
+    import select
+    import socket as socket_module
+    with socket_module.create_connection(("127.0.0.1", served), timeout=10) as s:
+        s.sendall(_head(served, f"Content-Length: {2000 * 2**20}\r\n"))
+        ready = select.select([s], [], [], 5)[0]
+        answer = s.recv(65536) if ready else b""
+    assert answer.startswith(b"HTTP/1.1 413"), answer
