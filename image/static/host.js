@@ -1,6 +1,6 @@
 // Host panel: Spark 2's memory, swap, GPU and disk from GET /api/host (one cached
 // server-side poll for every dashboard), sparklines of the last hour from
-// /api/host/history, warnings in words, and the Docker prune action.
+// /api/host/history (the last hour or 24 h), warnings in words, and the Docker prune action.
 
 import { fetchJSON, isUnauthorized } from "./api.js";
 import { $, ago, bytes, confirmAction, el, fullTime, poll, setText, showMessage } from "./ui.js";
@@ -9,10 +9,24 @@ const HISTORY_EVERY = 3; // polls: the sparklines move slowly, the figures do no
 const SVG = "http://www.w3.org/2000/svg";
 let polls = 0;
 let history = [];
+let minutes = 60; // of history in the sparklines
+let poller = null;
 
 export function startHost() {
   $('[data-action="prune"]').addEventListener("click", prune);
-  poll(refresh, () => 5000);
+  for (const button of document.querySelectorAll("[data-range]")) {
+    button.addEventListener("click", () => showRange(Number(button.dataset.range)));
+  }
+  poller = poll(refresh, () => 5000);
+}
+
+function showRange(chosen) {
+  minutes = chosen;
+  for (const button of document.querySelectorAll("[data-range]")) {
+    button.setAttribute("aria-pressed", String(Number(button.dataset.range) === chosen));
+  }
+  polls = 0; // fetch the history for the new range at once
+  poller.now();
 }
 
 async function refresh() {
@@ -20,7 +34,7 @@ async function refresh() {
   try {
     now = await fetchJSON("/api/host");
     if (polls++ % HISTORY_EVERY === 0) {
-      history = (await fetchJSON("/api/host/history?minutes=60&points=120")).points;
+      history = (await fetchJSON(`/api/host/history?minutes=${minutes}&points=120`)).points;
     }
   } catch (err) {
     if (!isUnauthorized(err)) showMessage($("[data-host-message]"), `Cannot load the host figures: ${err.message}`, "error");
@@ -113,7 +127,7 @@ function sparkline(values, label) {
   svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
   svg.setAttribute("class", "spark");
   svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", `${label}, last hour`);
+  svg.setAttribute("aria-label", `${label}, ${minutes === 60 ? "last hour" : "last 24 h"}`);
   svg.dataset.spark = "";
   const line = document.createElementNS(SVG, "polyline");
   line.setAttribute("points", coords.join(" "));

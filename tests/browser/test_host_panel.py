@@ -44,6 +44,14 @@ def test_host_panel_figures_warning_and_prune(sim, dashboard, artifacts):
         expect(panel.locator('[data-warning="gpu_temperature"]')).to_contain_text("GPU at 91 °C",
                                                                                   timeout=15_000)
         expect(panel.locator("[data-spark]").first).to_be_visible(timeout=20_000)
+        expect(panel.locator("[data-spark]").first).to_have_attribute(
+            "aria-label", "Memory, last hour")
+        day = panel.locator('[data-range="1440"]')
+        day.focus()
+        page.keyboard.press("Enter")  # keyboard reachable
+        expect(day).to_have_attribute("aria-pressed", "true")
+        expect(panel.locator("[data-spark]").first).to_have_attribute(
+            "aria-label", "Memory, last 24 h")
         board.shot(artifacts, "host-panel")
 
         sim.set_gpu("NVIDIA GB10, [N/A], [N/A], [N/A], [N/A], [N/A]\n")
