@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .config import Settings
 from .sessions import Sessions
-from .throttle import Throttle
+from .throttle import Throttle, Throttled
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +100,8 @@ class AuthMiddleware:
         bearer = _bearer(headers)
         guarded = path.startswith(PROTECTED_PREFIXES) or method in UNSAFE
         if bearer is not None and self.auth.token is not None and guarded:
-            if self._wait(scope) > 0:
-                return 429, "too many wrong tokens from this address; retry later", \
-                    "throttled"
+            if (wait := self._wait(scope)) > 0:  # the same words as at /login
+                return 429, Throttled(wait).detail, "throttled"
             if not self.auth.token_ok(bearer):
                 self.auth.throttle.failed(client_address(scope))
                 # never fall back to the cookie: a wrong token would otherwise skip the
@@ -116,7 +115,7 @@ class AuthMiddleware:
             return None
         if bearer is not None and self.auth.token_ok(bearer):
             return None
-        if self.auth.cookie_ok(_cookie(headers)):
+        if self.auth.cookie_ok(session_cookie(headers)):
             return None
         return 401, ("authentication required: send 'Authorization: Bearer <token>' "
                      "(SPARK_CONTROL_TOKEN or DATA_DIR/auth-token) or log in at /login"), \
@@ -142,16 +141,12 @@ def client_address(scope: Scope) -> str:
     return str(client[0]) if client else "unknown"
 
 
-def session_cookie(headers: Headers) -> str:
-    return _cookie(headers)
-
-
 def _bearer(headers: Headers) -> str | None:
     scheme, _, value = headers.get("authorization", "").partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def _cookie(headers: Headers) -> str:
+def session_cookie(headers: Headers) -> str:
     for part in headers.get("cookie", "").split(";"):
         name, _, value = part.strip().partition("=")
         if name == COOKIE:

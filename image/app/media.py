@@ -19,9 +19,8 @@ from pathlib import Path
 
 from fastapi import HTTPException, Request
 
-from .uploads import Upload, read_upload
+from .uploads import MB, Upload, read_upload
 
-CHUNK = 1024 * 1024
 
 
 @asynccontextmanager
@@ -49,7 +48,7 @@ class Probe:
 async def receive(request: Request, work: Path, max_mb: int) -> tuple[Upload, float]:
     """Stream the request's upload into work and decode it once to 16 kHz mono WAV:
     (the upload, now at that WAV; its duration in seconds, counted from the samples)."""
-    upload = await read_upload(request, work / "upload", max_mb * CHUNK)
+    upload = await read_upload(request, work / "upload", max_mb * MB)
     wav = work / "normalized.wav"
     duration = await normalize(upload.path, wav, await probe(upload.path))
     upload.path.unlink()

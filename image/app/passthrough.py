@@ -36,9 +36,9 @@ async def transcribe(client: SpeechClient, source: Path, work: Path, duration: f
 
 async def _part(client: SpeechClient, source: Path, work: Path, i: int,
                 spans: list[tuple[float, float]], language: str | None) -> dict[str, Any]:
+    if len(spans) == 1:  # source is already 16 kHz mono WAV (media.receive)
+        return await client.verbose(source, language)
     async with chunk_audio(client, source, work, i, spans[i]) as wav:
-        if len(spans) == 1:
-            return await client.verbose(wav, language)
         return await retried(chunk_name(i, spans), lambda: client.verbose(wav, language))
 
 

@@ -85,12 +85,11 @@ async def transcribe_with_speakers(client: SpeechClient, source: Path, work: Pat
 
 async def _whole(client: SpeechClient, source: Path, work: Path, progress: Progress
                  ) -> tuple[list[TimedWord], list[SpeakerTurn], str]:
-    wav = work / "audio.wav"
+    # source is already 16 kHz mono WAV: media.receive decoded the upload on arrival
     await progress("normalizing", 0, 1)
-    await to_wav(source, wav)
     await progress("transcribing", 0, 1)
-    (words, language), (turns, _) = await together(client.transcribe(wav),
-                                                   client.diarize(wav))
+    (words, language), (turns, _) = await together(client.transcribe(source),
+                                                   client.diarize(source))
     return words, turns, language
 
 
