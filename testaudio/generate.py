@@ -181,10 +181,11 @@ def _trim(samples: np.ndarray) -> np.ndarray:
     return samples[loud[0]:loud[-1] + 1]
 
 
-def _synthesize_batch(batch: Sequence[tuple[int, str]]) -> list[np.ndarray]:
+def _synthesize_batch(batch: Sequence[tuple[int, str]],
+                      voices: Sequence[Voice]) -> list[np.ndarray]:
     """Lines in parallel: each is two short subprocesses, so threads suffice."""
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        return list(pool.map(lambda item: synthesize(item[1], VOICES[item[0]]), batch))
+        return list(pool.map(lambda item: synthesize(item[1], voices[item[0]]), batch))
 
 
 @dataclass
@@ -194,17 +195,19 @@ class _Clip:
     audio: np.ndarray
 
 
-def _collect(script: Iterator[tuple[int, str]], speakers: int, seconds: float) -> list[_Clip]:
+def _collect(script: Iterator[tuple[int, str]], voices: Sequence[Voice],
+             seconds: float) -> list[_Clip]:
     """Synthesize script lines in batches until they surely fill `seconds`.
 
     Taking lines in order from one seeded script keeps the result independent of the
     batch sizes; the few surplus lines are dropped when the clips are laid out.
     """
     clips: list[_Clip] = []
+    speakers = len(voices)
     while not _enough(clips, speakers, seconds):
         missing = seconds - sum(len(c.audio) for c in clips) / SAMPLE_RATE
         batch = [next(script) for _ in range(max(speakers, math.ceil(missing / 3.0)))]
-        clips += [_Clip(s, t, a) for (s, t), a in zip(batch, _synthesize_batch(batch))]
+        clips += [_Clip(s, t, a) for (s, t), a in zip(batch, _synthesize_batch(batch, voices))]
     return clips
 
 
@@ -277,19 +280,23 @@ def load_conversation(out_dir: Path) -> Conversation:
                         lines, duration, speakers)
 
 
-def make_conversation(out_dir: Path, *, speakers: int, seconds: float,
-                      seed: int) -> Conversation:
+def make_conversation(out_dir: Path, *, speakers: int, seconds: float, seed: int,
+                      voices: Sequence[Voice] | None = None) -> Conversation:
     """Generate conversation.wav, conversation.rttm and lines.json in `out_dir`.
 
     The audio runs to the first line boundary past `seconds` (plus a short silent
-    tail), or longer if needed for every speaker to be heard twice.
+    tail), or longer if needed for every speaker to be heard twice. `voices` (one per
+    speaker, spk0 first) replaces the first `speakers` of VOICES.
     """
     if not 1 <= speakers <= MAX_SPEAKERS:
         raise ValueError(f"speakers must be 1..{MAX_SPEAKERS}, got {speakers}")
+    voices = tuple(voices) if voices is not None else VOICES[:speakers]
+    if len(voices) != speakers:
+        raise ValueError(f"{speakers} speakers need {speakers} voices, got {len(voices)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     script = _script(random.Random(f"{seed}:script"), speakers)
-    clips = _collect(script, speakers, seconds)
+    clips = _collect(script, voices, seconds)
     timing = random.Random(f"{seed}:timing")
     audio, lines = _layout(clips, speakers, seconds, timing)
     write_wav(out_dir / "conversation.wav", _add_noise(audio, timing))

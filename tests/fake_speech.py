@@ -8,8 +8,10 @@ import httpx
 import respx
 
 URL = "http://asr.test:8000"
-DIAR = {"duration": 2.0, "speakers_detected": 1, "models": {"asr": "a", "diarizer": "d"},
-        "segments": [{"start_s": 0.0, "end_s": 2.0, "speaker": "Speaker_0", "confidence": 1}]}
+DIAR = {"duration": 2.0, "speakers_detected": 1,
+        "models": {"asr": "a", "diarizer": "d", "embedding": "e"},
+        "segments": [{"start_s": 0.0, "end_s": 2.0, "speaker": "Speaker_0", "confidence": 1}],
+        "fingerprints": {"Speaker_0": [0.6, 0.8]}}
 WORDS = {"language": "english", "words": [{"word": "Hi", "start": 0.1, "end": 0.3},
                                           {"word": "there.", "start": 0.4, "end": 0.8}]}
 
@@ -22,4 +24,4 @@ def answer_speech(transcription_delay_s: float = 0.0) -> None:
         return httpx.Response(200, json=WORDS)
 
     respx.post(f"{URL}/v1/audio/transcriptions").mock(side_effect=transcribe)
-    respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
+    respx.post(f"{URL}/v1/audio/diarize-chunk").respond(json=DIAR)

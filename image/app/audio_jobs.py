@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from .errors import RemoteError
 from .jobstore import JobStore
 from .metrics import JOB_SECONDS, JOBS
-from .pipeline import Progress, Runner, SpeakersResult
+from .pipeline import Progress, Runner, SpeakersResult, Transcribed, Voices
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class AudioJob(BaseModel):
     percent: float = 0.0
     error: str | None = None
     duration: float  # seconds of audio
+    match_speakers: bool = True  # name known speakers in the result
     created_at: float
     started_at: float | None = None
     finished_at: float | None = None
@@ -124,14 +125,14 @@ class AudioJobs:
         return uuid.uuid4().hex[:16]
 
     async def submit(self, job_id: str, filename: str, work: Path, source: Path,
-                     duration: float) -> AudioJob:
+                     duration: float, match_speakers: bool = True) -> AudioJob:
         """Accept a spooled upload; the job now owns `work` and removes it at the end."""
         waiting = sum(1 for live in self._live.values() if live.job.status == "queued")
         if waiting >= self.queue_max:
             raise QueueFull(f"{waiting} jobs are already waiting (JOBS_QUEUE_MAX); "
                             "try again when some have finished")
         job = AudioJob(id=job_id, filename=filename, duration=round(duration, 3),
-                       created_at=time.time())
+                       match_speakers=match_speakers, created_at=time.time())
         await self._save(job)
         live = self._live[job_id] = _Live(job)
         live.task = asyncio.create_task(self._run(live, work, source))
@@ -149,16 +150,19 @@ class AudioJobs:
     async def recent(self, limit: int = 50) -> list[AudioJob]:
         return [AudioJob.model_validate_json(s) for s in await self.store.recent(limit)]
 
-    async def result(self, job_id: str) -> SpeakersResult:
+    async def result(self, job_id: str) -> Transcribed:
+        """The finished job's result (speakers as labels) and its voiceprints."""
         job = await self.get(job_id)
         if job.status != "done":
             raise JobNotDone(f"job {job_id} is {job.status}"
                              + (f": {job.error}" if job.error else "; its result is not "
                                 "ready yet"))
-        result = await self.store.result(job_id)
-        if result is None:  # deleted between the two reads
+        stored = await self.store.result(job_id)
+        if stored is None or stored[0] is None:  # deleted between the two reads
             raise JobNotFound(f"no audio job {job_id!r} (deleted)")
-        return SpeakersResult.model_validate_json(result)
+        result, voices = stored
+        return Transcribed(result=SpeakersResult.model_validate_json(result),
+                           voices=Voices.model_validate_json(voices) if voices else Voices())
 
     async def delete(self, job_id: str) -> None:
         """Cancel the job if it is still going, and forget it and its result."""
@@ -192,8 +196,9 @@ class AudioJobs:
             async with self._slots:
                 job.status, job.started_at = "running", time.time()
                 await self._changed(live)
-                result = await self.runner(source, work, job.duration, self._progress(live))
-            await self.store.save_result(job.id, result.model_dump_json())
+                done = await self.runner(source, work, job.duration, self._progress(live))
+            await self.store.save_result(job.id, done.result.model_dump_json(),
+                                         done.voices.model_dump_json())
             self._finish(job, "done", None)
         except asyncio.CancelledError:
             reason = live.cancelled_because or STOPPED

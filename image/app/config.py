@@ -100,6 +100,7 @@ class Settings(BaseSettings):
     jobs_running: int = Field(2, ge=1)
     jobs_queue_max: int = Field(20, ge=0)
     job_retention_h: float = Field(168.0, gt=0)
+    speaker_match_threshold: float | None = Field(None, gt=0, le=1)
     data_dir: Path = Path("data")
     spark_control_token: str | None = Field(None, min_length=16)
     auth_disabled: bool = False

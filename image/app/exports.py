@@ -1,7 +1,8 @@
 """The speaker blocks as files: SRT and WebVTT (through webvtt-py), RTTM and text.
 
 Speakers are named in every cue: WebVTT with its voice span (`<v Speaker_0>`), SRT,
-which has no such markup, as a "Speaker_0: " prefix.
+which has no such markup, as a "Speaker_0: " prefix. A known speaker's name goes in
+the label's place; RTTM, whose fields are split on spaces, gets it with underscores.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def render(result: SpeakersResult, fmt: str, file_id: str = "recording") -> str:
         return _subtitles(result, fmt)
     if fmt == "rttm":
         return "".join(f"SPEAKER {file_id} 1 {s.start_ms / 1000:.3f} "
-                       f"{(s.end_ms - s.start_ms) / 1000:.3f} <NA> <NA> {s.speaker} <NA> <NA>\n"
+                       f"{(s.end_ms - s.start_ms) / 1000:.3f} <NA> <NA> "
+                       f"{'_'.join(s.speaker.split())} <NA> <NA>\n"
                        for s in result.segments)
     return "".join(f"[{clock(s.start_ms, '.')[:8]}] {s.speaker}: {s.text}\n"
                    for s in result.segments)

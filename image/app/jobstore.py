@@ -2,8 +2,9 @@
 
 Every state change is written through, so a finished result survives a restart of
 spark-control and a job that was queued or running when the process ended can be
-found and marked failed at the next start. Calls run in a worker thread (SQLite
-blocks); one lock serialises them on the single connection.
+found and marked failed at the next start. A job's voiceprints live in its row and go
+with it (deleted rows are overwritten: `secure_delete`). Calls run in a worker thread
+(SQLite blocks); one lock serialises them on the single connection.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ CREATE TABLE IF NOT EXISTS audio_jobs (
     status TEXT NOT NULL,
     created_at REAL NOT NULL,
     finished_at REAL,
-    result TEXT              -- the SpeakersResult as JSON, once done
+    result TEXT,             -- the SpeakersResult as JSON, once done
+    voices TEXT              -- its speakers' voiceprints (Voices as JSON), never served
 );
 CREATE INDEX IF NOT EXISTS audio_jobs_created ON audio_jobs (created_at);
 """
@@ -33,7 +35,11 @@ class JobStore:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")  # readers never wait on a writer
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA secure_delete=ON")  # a deleted job's prints are gone
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(audio_jobs)")}
+        if "voices" not in columns:  # a file from before voiceprints were kept
+            self._db.execute("ALTER TABLE audio_jobs ADD COLUMN voices TEXT")
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -54,16 +60,18 @@ class JobStore:
                         "finished_at = excluded.finished_at",
                         (job_id, state, status, created_at, finished_at))
 
-    async def save_result(self, job_id: str, result: str) -> None:
-        await self._run("UPDATE audio_jobs SET result = ? WHERE id = ?", (result, job_id))
+    async def save_result(self, job_id: str, result: str, voices: str) -> None:
+        await self._run("UPDATE audio_jobs SET result = ?, voices = ? WHERE id = ?",
+                        (result, voices, job_id))
 
     async def state(self, job_id: str) -> str | None:
         rows = await self._run("SELECT state FROM audio_jobs WHERE id = ?", (job_id,))
         return rows[0][0] if rows else None
 
-    async def result(self, job_id: str) -> str | None:
-        rows = await self._run("SELECT result FROM audio_jobs WHERE id = ?", (job_id,))
-        return rows[0][0] if rows else None
+    async def result(self, job_id: str) -> tuple[str | None, str | None] | None:
+        """(result, voices) as JSON; None for an unknown job."""
+        rows = await self._run("SELECT result, voices FROM audio_jobs WHERE id = ?", (job_id,))
+        return (rows[0][0], rows[0][1]) if rows else None
 
     async def recent(self, limit: int) -> list[str]:
         rows = await self._run("SELECT state FROM audio_jobs ORDER BY created_at DESC "
@@ -77,9 +85,12 @@ class JobStore:
 
     async def delete(self, job_id: str) -> None:
         await self._run("DELETE FROM audio_jobs WHERE id = ?", (job_id,))
+        await self._run("PRAGMA wal_checkpoint(TRUNCATE)")  # no copy of its prints left
 
     async def expire(self, finished_before: float) -> list[str]:
         """Delete jobs that finished before the given time; their ids."""
         rows = await self._run("DELETE FROM audio_jobs WHERE finished_at IS NOT NULL AND "
                                "finished_at < ? RETURNING id", (finished_before,))
+        if rows:
+            await self._run("PRAGMA wal_checkpoint(TRUNCATE)")
         return [r[0] for r in rows]

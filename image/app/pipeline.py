@@ -2,7 +2,10 @@
 long recordings, stitched to one speaker identity, merged into speaker blocks.
 
 The response shape is a contract with recap-relay: {duration, language,
-speakers_detected, segments: [{start_ms, end_ms, speaker, text}], models}.
+speakers_detected, segments: [{start_ms, end_ms, speaker, text}], models}, plus the
+optional `speakers` that naming (speakers/naming.py) adds. Each detected speaker's
+voice fingerprint comes back beside the result (`Voices`), never inside it: prints are
+biometric data, kept only as long as the job and never sent to clients.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -45,6 +49,14 @@ class ModelNames(BaseModel):
     diarization: str
 
 
+class SpeakerName(BaseModel):
+    """A detected speaker and the known speaker it was matched to (if any)."""
+
+    label: str  # the label diarization gave (Speaker_N); segments use `name` instead when set
+    name: str | None = None  # the enrolled person's name, when the voice matched one
+    score: float | None = None  # the cosine of the match (see GET /api/speakers for thresholds)
+
+
 class SpeakersResult(BaseModel):
     duration: float
     language: str
@@ -52,15 +64,34 @@ class SpeakersResult(BaseModel):
     segments: list[SpeakerSegment]
     models: ModelNames
     chunks: int = 1
+    speakers: list[SpeakerName] | None = None  # absent when naming was not asked for
 
 
-Runner = Callable[[Path, Path, float, Progress], Awaitable["SpeakersResult"]]
+class VoicePrint(BaseModel):
+    vector: list[float]  # unit length
+    seconds: float  # speech behind it
+
+
+class Voices(BaseModel):
+    """The detected speakers' fingerprints, by the result's labels; `model` is the
+    embedding model that made them (prints of different models never compare)."""
+
+    model: str = ""
+    prints: dict[str, VoicePrint] = {}
+
+
+class Transcribed(BaseModel):
+    result: SpeakersResult
+    voices: Voices
+
+
+Runner = Callable[[Path, Path, float, Progress], Awaitable["Transcribed"]]
 
 
 def runner(client: SpeechClient, settings: Settings) -> Runner:
     """transcribe_with_speakers bound to a client and the chunking settings."""
     async def run(source: Path, work: Path, duration: float,
-                  progress: Progress = _quiet) -> SpeakersResult:
+                  progress: Progress = _quiet) -> Transcribed:
         return await transcribe_with_speakers(
             client, source, work, duration, threshold_s=settings.chunk_threshold_s,
             chunk_s=settings.chunk_s, overlap_s=settings.chunk_overlap_s, progress=progress)
@@ -71,31 +102,38 @@ async def transcribe_with_speakers(client: SpeechClient, source: Path, work: Pat
                                    duration: float, *, threshold_s: float = 600.0,
                                    chunk_s: float = 600.0,
                                    overlap_s: float = 25.0,
-                                   progress: Progress = _quiet) -> SpeakersResult:
+                                   progress: Progress = _quiet) -> Transcribed:
     if duration <= threshold_s:
-        words, turns, language = await _whole(client, source, work, progress)
+        heard = await _whole(client, source, work, progress)
         chunks = 1
     else:
         spans = plan_chunks(duration, max_s=chunk_s, overlap_s=overlap_s)
-        words, turns, language = await _chunked(client, source, work, spans, progress)
+        heard = await _chunked(client, source, work, spans, progress)
         chunks = len(spans)
     await progress("merging", chunks, chunks)
-    return _result(client, duration, language, words, turns, chunks)
+    return Transcribed(result=_result(client, duration, heard, chunks),
+                       voices=_voices(client, heard))
 
 
-async def _whole(client: SpeechClient, source: Path, work: Path, progress: Progress
-                 ) -> tuple[list[TimedWord], list[SpeakerTurn], str]:
+@dataclass
+class _Heard:
+    words: list[TimedWord]
+    turns: list[SpeakerTurn]
+    language: str
+    prints: dict[str, list[float]]
+
+
+async def _whole(client: SpeechClient, source: Path, work: Path, progress: Progress) -> _Heard:
     # source is already 16 kHz mono WAV: media.receive decoded the upload on arrival
     await progress("normalizing", 0, 1)
     await progress("transcribing", 0, 1)
-    (words, language), (turns, _) = await together(client.transcribe(source),
-                                                   client.diarize(source))
-    return words, turns, language
+    (words, language), (turns, prints) = await together(client.transcribe(source),
+                                                        client.diarize(source, chunk=True))
+    return _Heard(words, turns, language, prints)
 
 
 async def _chunked(client: SpeechClient, source: Path, work: Path,
-                   spans: list[tuple[float, float]], progress: Progress
-                   ) -> tuple[list[TimedWord], list[SpeakerTurn], str]:
+                   spans: list[tuple[float, float]], progress: Progress) -> _Heard:
     done = 0
 
     async def one(index: int) -> tuple[ChunkResult, str]:
@@ -108,7 +146,7 @@ async def _chunked(client: SpeechClient, source: Path, work: Path,
     await progress("transcribing", 0, len(spans))
     results = await together(*(one(i) for i in range(len(spans))))
     stitched = stitch([r for r, _ in results])
-    return stitched.words, stitched.turns, results[0][1]
+    return _Heard(stitched.words, stitched.turns, results[0][1], stitched.prints)
 
 
 async def _chunk(client: SpeechClient, source: Path, work: Path, index: int,
@@ -180,12 +218,23 @@ async def _chunk_once(client: SpeechClient, wav: Path, start: float,
     return ChunkResult(start, end, turns, words, prints), language
 
 
-def _result(client: SpeechClient, duration: float, language: str, words: list[TimedWord],
-            turns: list[SpeakerTurn], chunks: int) -> SpeakersResult:
+def _result(client: SpeechClient, duration: float, heard: _Heard,
+            chunks: int) -> SpeakersResult:
     segments = [SpeakerSegment(start_ms=round(b.start * 1000), end_ms=round(b.end * 1000),
-                               speaker=b.speaker, text=b.text) for b in merge(words, turns)]
+                               speaker=b.speaker, text=b.text)
+                for b in merge(heard.words, heard.turns)]
     models = ModelNames(transcription=client.models.get("asr", "unknown"),
                         diarization=client.models.get("diarizer", "unknown"))
-    return SpeakersResult(duration=round(duration, 3), language=language,
-                          speakers_detected=len({t.speaker for t in turns}),
+    return SpeakersResult(duration=round(duration, 3), language=heard.language,
+                          speakers_detected=len({t.speaker for t in heard.turns}),
                           segments=segments, models=models, chunks=chunks)
+
+
+def _voices(client: SpeechClient, heard: _Heard) -> Voices:
+    """Each speaker's print with the seconds of speech it stands for."""
+    seconds: dict[str, float] = {}
+    for turn in heard.turns:
+        seconds[turn.speaker] = seconds.get(turn.speaker, 0.0) + turn.end - turn.start
+    prints = {label: VoicePrint(vector=vector, seconds=round(seconds[label], 2))
+              for label, vector in heard.prints.items() if label in seconds}
+    return Voices(model=client.models.get("embedding", ""), prints=prints)

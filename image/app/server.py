@@ -27,12 +27,13 @@ from .local import LocalProcesses, LocalSpeech, free_port, longest_wav_mb
 from .logs import RequestIdMiddleware
 from .media import clear_spool
 from .metrics import MetricsMiddleware
-from .pipeline import SpeakersResult, runner
+from .pipeline import Transcribed, runner
 from .registry import Registry
-from .routes import audio, login, passthrough, probes, services
+from .routes import audio, login, passthrough, probes, services, speakers
 from .routes import host as host_routes
 from .routes import audio_jobs as audio_jobs_routes
 from .routes import speech_models as speech_models_routes
+from .speakers.library import VoiceLibrary
 from .speech_client import SpeechClient
 from .speech_models import SpeechModels
 from .ssh import SSHClient, SSHTarget
@@ -53,7 +54,7 @@ def ssh_target(settings: Settings) -> SSHTarget:
 
 def _audio_jobs(settings: Settings, store: JobStore, client: SpeechClient | None,
                 watchdog: Watchdog) -> AudioJobs:
-    async def unconfigured(*_: object) -> SpeakersResult:
+    async def unconfigured(*_: object) -> Transcribed:
         raise NotConfigured("no speech server is configured (PARAKEET_URL or SPARK2_HOST)")
 
     return AudioJobs(store, runner(client, settings) if client else unconfigured,
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                              settings.speech_timeout_s, settings.gpu_in_flight)
                                 if settings.parakeet_url else None)
             store = JobStore(settings.data_dir / "jobs.sqlite3")
+            voices = app.state.voices = VoiceLibrary(settings.data_dir / "speakers.sqlite3")
             audio_jobs = app.state.audio_jobs = _audio_jobs(settings, store, app.state.speech,
                                                             watchdog)
             clear_spool(settings.data_dir)  # leftovers of a process that was killed
@@ -112,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             finally:
                 await audio_jobs.stop()
                 store.close()
+                voices.close()
                 await speech_models.stop()
                 await watchdog.stop()
                 await registry.stop()
@@ -144,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(speech_models_routes.router)
     app.include_router(audio.router)
     app.include_router(audio_jobs_routes.router)
+    app.include_router(speakers.router)
     app.include_router(passthrough.router)
     if (STATIC_DIR / "index.html").is_file():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static")

@@ -58,6 +58,7 @@ class Stitched:
     turns: list[SpeakerTurn]
     words: list[TimedWord]
     speakers: list[str]
+    prints: dict[str, list[float]] = field(default_factory=dict)  # mean, unit length
 
 
 class _Voices:
@@ -100,7 +101,8 @@ def stitch(chunks: Sequence[ChunkResult], *, min_coactive_s: float = 1.0,
         words += [TimedWord(w.word, w.start + chunk.start, w.end + chunk.start)
                   for w in chunk.words if lo <= w.start + chunk.start < hi]
         previous = mapped
-    return Stitched(_join(turns), words, voices.names)
+    prints = {name: _unit(total).tolist() for name, total in voices.prints.items()}
+    return Stitched(_join(turns), words, voices.names, prints)
 
 
 def _match(previous: list[SpeakerTurn], local: list[SpeakerTurn], chunk: ChunkResult,

@@ -35,7 +35,7 @@ def post(client, data: bytes, field: str = "file"):
 @respx.mock
 def test_happy_path_merges_words_and_turns(client):
     respx.post(f"{URL}/v1/audio/transcriptions").respond(json=WORDS)
-    respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
+    respx.post(f"{URL}/v1/audio/diarize-chunk").respond(json=DIAR)
     body = post(client, wav_bytes(2.0, tone=200)).json()
     assert body["segments"] == [{"start_ms": 100, "end_ms": 800, "speaker": "Speaker_0",
                                  "text": "Hi there."}]
@@ -67,7 +67,7 @@ def test_speech_server_faults(client, fault, status, words):
         route.side_effect = fault
     else:
         route.return_value = fault
-    respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
+    respx.post(f"{URL}/v1/audio/diarize-chunk").respond(json=DIAR)
     response = post(client, wav_bytes(2.0, tone=200))
     assert response.status_code == status, response.text
     assert words in response.json()["detail"]
@@ -91,7 +91,7 @@ def test_no_speech_server_configured_is_503(tmp_path):
 ])
 def test_formats_name_the_speakers(client, fmt, expected):
     respx.post(f"{URL}/v1/audio/transcriptions").respond(json=WORDS)
-    respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
+    respx.post(f"{URL}/v1/audio/diarize-chunk").respond(json=DIAR)
     response = client.post(f"/api/audio/transcribe-with-speakers?format={fmt}",
                            files={"file": ("a.wav", wav_bytes(2.0, tone=200), "audio/wav")})
     assert response.status_code == 200, response.text
@@ -121,7 +121,7 @@ def _encoded(tmp_path: Path, suffix: str, *args: str) -> bytes:
 ], ids=["mp3", "ogg", "flac", "wav-48k-stereo", "m4a"])
 def test_any_audio_format_is_accepted(client, tmp_path, suffix, args):
     respx.post(f"{URL}/v1/audio/transcriptions").respond(json=WORDS)
-    diarize = respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
+    diarize = respx.post(f"{URL}/v1/audio/diarize-chunk").respond(json=DIAR)
     response = client.post("/api/audio/transcribe-with-speakers", files={
         "file": ("misnamed.wav", _encoded(tmp_path, suffix, *args), "audio/wav")})
     assert response.status_code == 200, response.text
@@ -149,7 +149,7 @@ def test_json_body_instead_of_a_form_is_415(client):
 @respx.mock
 def test_hostile_file_name_is_never_used_as_a_path(client, tmp_path):
     respx.post(f"{URL}/v1/audio/transcriptions").respond(json=WORDS)
-    respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
+    respx.post(f"{URL}/v1/audio/diarize-chunk").respond(json=DIAR)
     response = client.post("/api/audio/transcribe-with-speakers", files={
         "file": ("../../../tmp/$(touch x);evil.wav", wav_bytes(1.0, tone=200), "audio/wav")})
     assert response.status_code == 200
@@ -167,7 +167,7 @@ def test_hostile_file_name_is_never_used_as_a_path(client, tmp_path):
 ], ids=["html", "missing-fields", "upstream-400", "upstream-404"])
 def test_malformed_speech_server_answers_are_502(client, answer, status, words):
     respx.post(f"{URL}/v1/audio/transcriptions").mock(return_value=answer)
-    respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
+    respx.post(f"{URL}/v1/audio/diarize-chunk").respond(json=DIAR)
     response = post(client, wav_bytes(2.0, tone=200))
     assert response.status_code == status, response.text
     assert words in response.json()["detail"]
@@ -219,7 +219,7 @@ def test_duration_comes_from_the_samples_not_the_header(client, tmp_path, make, 
         return httpx.Response(200, json=WORDS)
 
     respx.post(f"{URL}/v1/audio/transcriptions").mock(side_effect=transcribe)
-    respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
+    respx.post(f"{URL}/v1/audio/diarize-chunk").respond(json=DIAR)
     response = post(client, make(tmp_path))
     assert response.status_code == 200, response.text
     body = response.json()
@@ -235,8 +235,7 @@ def test_duration_comes_from_the_samples_not_the_header(client, tmp_path, make, 
 def test_long_recordings_wait_while_the_host_swaps_only_when_enabled(tmp_path, refuse, path):
     from app.host.alerts import HostWarning
     respx.post(f"{URL}/v1/audio/transcriptions").respond(json=WORDS)
-    respx.post(f"{URL}/v1/audio/diarize-chunk").respond(json={**DIAR, "fingerprints": {}})
-    respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
+    respx.post(f"{URL}/v1/audio/diarize-chunk").respond(json=DIAR)
     settings = Settings(_env_file=None, parakeet_url=URL, data_dir=tmp_path,
                         chunk_threshold_s=5, chunk_s=60, chunk_overlap_s=10,
                         refuse_long_jobs_while_swapping=refuse)

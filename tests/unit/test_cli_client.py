@@ -52,7 +52,7 @@ class FakeSpeech:
         self.failure: str | None = None
         self.app = Starlette(routes=[
             Route("/v1/audio/transcriptions", self.answer(WORDS), methods=["POST"]),
-            Route("/v1/audio/diarize", self.answer(DIAR), methods=["POST"]),
+            Route("/v1/audio/diarize-chunk", self.answer(DIAR), methods=["POST"]),
             Route("/v1/audio/diarize-chunk", self.answer({**DIAR, "fingerprints": {}}),
                   methods=["POST"]),
             Route("/health", self.answer({"status": "ok"}), methods=["GET"])])

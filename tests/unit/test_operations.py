@@ -49,7 +49,7 @@ def test_jobs_requests_and_gpu_gauge_are_counted(tmp_path):
 @respx.mock
 def test_upstream_errors_are_counted_by_kind(tmp_path):
     respx.post(f"{URL}/v1/audio/transcriptions").mock(side_effect=httpx.ConnectError("no"))
-    respx.post(f"{URL}/v1/audio/diarize").respond(json=DIAR)
+    respx.post(f"{URL}/v1/audio/diarize-chunk").respond(json=DIAR)
     with authed(settings(tmp_path)) as client:
         before = metric(client, "spark_control_remote_errors_total",
                         kind="upstream_unavailable")

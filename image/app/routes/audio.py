@@ -12,7 +12,8 @@ from fastapi.responses import PlainTextResponse, Response
 from ..errors import NotConfigured, UpstreamHTTPError
 from ..exports import MEDIA_TYPES, file_id, render
 from ..media import receive, workdir
-from ..pipeline import SpeakersResult, runner
+from ..pipeline import SpeakersResult, Transcribed, runner
+from ..speakers.naming import named
 from ..speech_client import SpeechClient
 from ..uploads import form_schema
 
@@ -28,18 +29,34 @@ router = APIRouter(prefix="/api/audio", tags=["audio"])
 async def transcribe_speakers(
     request: Request,
     format: Annotated[Literal["json", "srt", "vtt", "rttm", "txt"], Query()] = "json",
+    match_speakers: Annotated[bool, Query(description=MATCH_HELP)] = True,
 ) -> SpeakersResult | Response:
     """Speaker-labelled transcript blocks; recordings over CHUNK_THRESHOLD_S are cut in
-    overlapping chunks and stitched to one speaker identity. `format` picks JSON (the
+    overlapping chunks and stitched to one speaker identity. Speakers whose voice
+    matches an enrolled one (/api/speakers) are named. `format` picks JSON (the
     contract), SRT or WebVTT subtitles with speaker names, RTTM or plain text."""
-    result, filename = await _transcribe(request)
+    done, filename = await _transcribe(request)
+    result = await result_for(request, done, match_speakers)
     if format == "json":
         return result
     text = render(result, format, file_id(filename))
     return PlainTextResponse(text, media_type=MEDIA_TYPES[format])
 
 
-async def _transcribe(request: Request) -> tuple[SpeakersResult, str]:
+MATCH_HELP = ("name speakers whose voice matches an enrolled one (false: keep the "
+              "Speaker_N labels and leave `speakers` out)")
+
+
+async def result_for(request: Request, done: Transcribed, match_speakers: bool
+                     ) -> SpeakersResult:
+    """The result as served: with its speakers named, unless that was turned off."""
+    if not match_speakers:
+        return done.result
+    return await named(done.result, done.voices, request.app.state.voices,
+                       request.app.state.settings.speaker_match_threshold)
+
+
+async def _transcribe(request: Request) -> tuple[Transcribed, str]:
     settings = request.app.state.settings
     run = runner(speech_client(request), settings)
     async with workdir(settings.data_dir) as work:

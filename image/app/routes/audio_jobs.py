@@ -18,7 +18,7 @@ from ..exports import MEDIA_TYPES, file_id, render
 from ..media import receive
 from ..pipeline import SpeakersResult
 from ..uploads import form_schema
-from .audio import refuse_if_swapping, speech_client
+from .audio import MATCH_HELP, refuse_if_swapping, result_for, speech_client
 
 router = APIRouter(prefix="/api/audio/jobs", tags=["audio jobs"])
 
@@ -36,7 +36,9 @@ def _jobs(request: Request) -> AudioJobs:
                         415: {"description": "not audio"},
                         429: {"description": "JOBS_QUEUE_MAX jobs are already waiting"}},
              openapi_extra=form_schema())
-async def submit(request: Request) -> AudioJob:
+async def submit(request: Request,
+                 match_speakers: Annotated[bool, Query(description=MATCH_HELP)] = True
+                 ) -> AudioJob:
     """Accept a recording (the same form as transcribe-with-speakers) and work on it in
     the background; follow it at `/events`, fetch it at `/result`."""
     settings = request.app.state.settings
@@ -50,7 +52,7 @@ async def submit(request: Request) -> AudioJob:
         upload, duration = await receive(request, work, settings.max_upload_mb)
         refuse_if_swapping(request, duration)
         return await jobs.submit(job_id, upload.filename or "upload", work, upload.path,
-                                 duration)
+                                 duration, match_speakers)
     except BaseException:  # refused (413, 415, 429...) or cut: the job never owned it
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -88,9 +90,16 @@ async def job_events(job_id: str, request: Request) -> EventSourceResponse:
 async def job_result(
     job_id: str, request: Request,
     format: Annotated[Literal["json", "srt", "vtt", "rttm", "txt"], Query()] = "json",
+    match_speakers: Annotated[bool | None, Query(
+        description="name known speakers (default: as the job was submitted)")] = None,
 ) -> SpeakersResult | Response:
+    """The result, with speakers named from the voice library as it is now: a rename or
+    an enrollment shows here at once."""
     jobs = _jobs(request)
-    result = await jobs.result(job_id)
+    done = await jobs.result(job_id)
+    if match_speakers is None:
+        match_speakers = (await jobs.get(job_id)).match_speakers
+    result = await result_for(request, done, match_speakers)
     if format == "json":
         return result
     name = (await jobs.get(job_id)).filename
