@@ -17,17 +17,14 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import respx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -37,6 +34,7 @@ from app import cli, client
 from app.config import Settings
 from app.server import create_app
 from fake_speech import DIAR, WORDS
+from helpers import serving
 from speech_audio import wav_bytes
 
 TXT = "[00:00:00] Speaker_0: Hi there.\n"
@@ -65,27 +63,6 @@ class FakeSpeech:
                 return JSONResponse({"detail": self.failure, "stage": "transcribe"}, 500)
             return JSONResponse(body)
         return endpoint
-
-
-@contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """The ASGI app on a free loopback port, in a thread: its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning",
-                                           timeout_graceful_shutdown=2))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
-        sock.close()
 
 
 @pytest.fixture(scope="module")
