@@ -5,6 +5,7 @@ import { login, logout, UNAUTHORIZED } from "./api.js";
 import { startAudio } from "./audio.js";
 import { startHost } from "./host.js";
 import { startServices } from "./services.js";
+import { startSpeakers } from "./speakers.js";
 import { startSpeechModels } from "./speech-models.js";
 import { $, showMessage } from "./ui.js";
 
@@ -14,6 +15,7 @@ function start() {
   startServices();
   startSpeechModels();
   startAudio();
+  startSpeakers();
 }
 
 // Any 401 means this browser has no valid session: show the sign-in form instead

@@ -1,7 +1,10 @@
 // Audio panel: upload a recording, follow its job (SSE), then show the speaker
-// blocks with a timeline, local speaker names, a player and downloads.
+// blocks with a timeline, a player and downloads. Speakers whose voice matches a
+// known speaker (speakers.js) carry that name in the result as the server serves it;
+// any other speaker can be saved as a known speaker from here.
 
 import { api, fetchJSON, followJob, upload } from "./api.js";
+import { findKnown, refreshSpeakers, SPEAKERS_EVENT } from "./speakers.js";
 import { $, ago, clock, confirmAction, el, fullTime, pill, poll, seconds, setText,
          showMessage, updatePill } from "./ui.js";
 
@@ -21,7 +24,7 @@ const LIST_MS = 15000; // the job list is spark-control's own database, not the 
 let panel;
 let currentId = null; // the job shown
 let controller = null; // aborts the stream of a job no longer shown
-let view = null; // {job, result, speakers, names, blocks: [{seg, item}]}
+let view = null; // {job, result, entries: [{label, name, score, key}], speakers, blocks: [{seg, item}]}
 const audioUrls = new Map(); // job id → object URL of the file uploaded from this tab
 let listPoller = null;
 
@@ -38,6 +41,11 @@ export function startAudio() {
   const player = $("[data-player]", panel);
   player.addEventListener("timeupdate", () => highlight(player.currentTime * 1000));
   $("[data-timeline]", panel).addEventListener("click", seekFromTimeline);
+  // A rename, deletion or enrollment in the Known speakers panel changes the names the
+  // server puts in results: fetch the one shown again.
+  window.addEventListener(SPEAKERS_EVENT, (e) => {
+    if (e.detail.changed && view) loadResult(view.job);
+  });
   resumeStoredJob();
   listPoller = poll(refreshList, () => LIST_MS);
 }
@@ -58,6 +66,10 @@ function setUpDropzone(zone) {
 
 function message(text, kind = "info") {
   showMessage($("[data-audio-message]", panel), text, kind);
+}
+
+function enrollMessage(text, kind = "info") {
+  showMessage($("[data-enroll-message]", panel), text, kind);
 }
 
 // -- upload and the job's progress ----------------------------------------------
@@ -100,6 +112,7 @@ function forget() {
   controller = null;
   currentId = null;
   view = null;
+  enrollMessage("");
   $("[data-audio-job]", panel).hidden = true;
   $("[data-result]", panel).hidden = true;
   $("[data-player]", panel).removeAttribute("src");
@@ -196,6 +209,8 @@ async function resumeStoredJob() {
 
 // -- the result -----------------------------------------------------------------
 
+// Also called again to show names changed since (the server names speakers when it
+// serves a result); it redraws in place, the player keeps its position.
 async function loadResult(job) {
   let result;
   try {
@@ -205,8 +220,8 @@ async function loadResult(job) {
     return;
   }
   if (currentId !== job.id) return;
-  const speakers = [...new Set(result.segments.map((s) => s.speaker))];
-  view = { job, result, speakers, names: loadNames(job.id), blocks: [] };
+  const entries = speakersOf(result);
+  view = { job, result, entries, speakers: entries.map((e) => e.key), blocks: [] };
   renderMeta(result);
   renderPlayer(job.id);
   renderSpeakers();
@@ -214,6 +229,21 @@ async function loadResult(job) {
   renderDownloads(job);
   renderBlocks();
   $("[data-result]", panel).hidden = false;
+  const player = $("[data-player]", panel);
+  if (!player.hidden && player.currentTime > 0) highlight(player.currentTime * 1000);
+}
+
+// The speakers heard, in order: {label (Speaker_N), name and score when the voice
+// matched a known speaker, key: what the segments call them (the name, or the label)}.
+// Results without `speakers` (matching off) fall back to the segments' labels.
+function speakersOf(result) {
+  const heard = new Set(result.segments.map((s) => s.speaker));
+  const entries = (result.speakers ?? []).map((s) => ({ label: s.label, name: s.name ?? null,
+    score: s.score ?? null, key: s.name || s.label })).filter((e) => heard.has(e.key));
+  for (const spk of heard) {
+    if (!entries.some((e) => e.key === spk)) entries.push({ label: spk, name: null, score: null, key: spk });
+  }
+  return entries;
 }
 
 function renderMeta(r) {
@@ -232,47 +262,90 @@ function renderPlayer(id) {
   const url = audioUrls.get(id);
   player.hidden = !url;
   $("[data-player-note]", panel).hidden = Boolean(url);
-  if (url) player.src = url;
+  if (url && player.src !== url) player.src = url; // a redraw must not restart playback
 }
 
 function colour(speaker) {
   return `var(--spk-${view.speakers.indexOf(speaker) % PALETTE_SIZE})`;
 }
 
-function nameOf(speaker) {
-  return view.names[speaker] || speaker;
+function entryOf(key) {
+  return view.entries.find((e) => e.key === key);
 }
 
+function matchTitle(entry) {
+  const score = entry.score === null ? "" : ` (score ${entry.score.toFixed(3)})`;
+  return `${entry.label} matched the enrolled voice of ${entry.name}${score}`;
+}
+
+// The legend: a matched speaker shows the name and the score; any other one can be
+// saved as a known speaker (a new person, or one more sample of an enrolled one).
 function renderSpeakers() {
   const talk = {};
   for (const s of view.result.segments) talk[s.speaker] = (talk[s.speaker] ?? 0) + s.end_ms - s.start_ms;
-  $("[data-speakers]", panel).replaceChildren(...view.speakers.map((spk) => {
-    const input = el("input", { type: "text", value: nameOf(spk), placeholder: spk,
-      "aria-label": `Name for ${spk}`, dataset: { speakerName: spk }, maxlength: "40" });
-    input.addEventListener("input", () => rename(spk, input.value));
-    return el("div", { class: "speaker", dataset: { speakerLegend: spk }, style: { "--spk": colour(spk) } },
-      el("span", { class: "swatch", "aria-hidden": "true" }), input,
-      el("span", { class: "muted" }, `${spk} · ${clock(talk[spk])}`));
+  $("[data-speakers]", panel).replaceChildren(...view.entries.map((entry) => {
+    const swatch = el("span", { class: "swatch", "aria-hidden": "true" });
+    const style = { "--spk": colour(entry.key) };
+    if (entry.name) {
+      return el("div", { class: "speaker", dataset: { speakerLegend: entry.label, matched: "" }, style,
+                         title: matchTitle(entry) },
+        swatch, el("span", { class: "speaker-name", tabindex: "-1" }, entry.name),
+        entry.score === null ? null
+          : el("span", { class: "match", dataset: { match: "" } }, `match ${entry.score.toFixed(2)}`),
+        el("span", { class: "muted" }, `${entry.label} · ${clock(talk[entry.key])}`));
+    }
+    const input = el("input", { type: "text", list: "known-speaker-names", maxlength: "64", autocomplete: "off",
+      placeholder: "Name", "aria-label": `Name for ${entry.label}`, dataset: { enrollAs: entry.label } });
+    const form = el("form", { class: "enroll-as" }, input,
+      el("button", { type: "submit", class: "btn btn-small", dataset: { action: "enroll-speaker" },
+                     "aria-label": `Save ${entry.label} as known speaker` }, "Save as known speaker"));
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      enrollSpeaker(entry, input);
+    });
+    return el("div", { class: "speaker", dataset: { speakerLegend: entry.label }, style },
+      swatch, el("span", { class: "speaker-name", tabindex: "-1" }, entry.label),
+      el("span", { class: "muted" }, clock(talk[entry.key])), form);
   }));
 }
 
-// Names live in this browser only (localStorage); downloads keep the server's labels.
-function rename(speaker, value) {
-  const name = value.trim();
-  if (name && name !== speaker) view.names[speaker] = name;
-  else delete view.names[speaker];
-  localStorage.setItem(namesKey(view.job.id), JSON.stringify(view.names));
-  for (const node of panel.querySelectorAll(`[data-speaker="${CSS.escape(speaker)}"] .who, [data-lane="${CSS.escape(speaker)}"] .lane-label`)) {
-    setText(node, nameOf(speaker));
+// "This is Alice": enroll the job's speaker, or add it as a sample when Alice is
+// known already; then fetch the result again, which now names them.
+async function enrollSpeaker(entry, input) {
+  const job = view.job;
+  const name = input.value.trim();
+  if (!name) { enrollMessage(`Type a name for ${entry.label}.`, "error"); input.focus(); return; }
+  const controls = $("[data-speakers]", panel).querySelectorAll("input, button");
+  for (const control of controls) control.disabled = true;
+  enrollMessage(`Saving ${entry.label} as ${name}…`);
+  let person;
+  try {
+    person = findKnown(name, await refreshSpeakers());
+    const body = { job_id: job.id, label: entry.label };
+    if (person) {
+      await fetchJSON(`/api/speakers/${encodeURIComponent(person.id)}/samples`, { method: "POST", json: body });
+    } else {
+      await fetchJSON("/api/speakers", { method: "POST", json: { name, ...body } });
+    }
+  } catch (err) {
+    if (currentId !== job.id) return;
+    for (const control of controls) control.disabled = false;
+    enrollMessage(`${entry.label} was not saved as ${person?.name ?? name}: ${err.message}`, "error");
+    input.focus();
+    return;
   }
-}
-
-function namesKey(id) {
-  return `spark-control.speakers.${id}`;
-}
-
-function loadNames(id) {
-  try { return JSON.parse(localStorage.getItem(namesKey(id))) || {}; } catch { return {}; }
+  refreshSpeakers(); // the Known speakers panel
+  if (currentId !== job.id) return;
+  await loadResult(job);
+  const now = view?.entries.find((e) => e.label === entry.label);
+  const saved = person ? `${entry.label} was added to ${person.name} as one more sample`
+                       : `${entry.label} is saved as ${name}`;
+  if (now?.name) {
+    enrollMessage(`${saved}: this recording, its downloads and later recordings name them.`, "ok");
+  } else {
+    enrollMessage(`${saved}, but their voice in this recording is still not matched.`, "info");
+  }
+  $(`[data-speaker-legend="${CSS.escape(entry.label)}"] .speaker-name`, panel)?.focus();
 }
 
 // One lane per speaker: who speaks when, at a glance. Click a lane to seek there.
@@ -280,7 +353,7 @@ function renderTimeline() {
   const total = Math.max(1, view.result.duration * 1000);
   const lanes = view.speakers.map((spk) => el("div", { class: "lane", dataset: { lane: spk },
                                                        style: { "--spk": colour(spk) } },
-    el("span", { class: "lane-label" }, nameOf(spk)),
+    el("span", { class: "lane-label" }, spk),
     el("div", { class: "lane-track" }, ...view.result.segments.filter((s) => s.speaker === spk)
       .map((s) => el("span", { class: "seg", title: `${clock(s.start_ms)}–${clock(s.end_ms)}`,
         style: { left: `${(s.start_ms / total) * 100}%`,
@@ -321,11 +394,13 @@ async function download(id, fmt, stem) {
 function renderBlocks() {
   const list = $("[data-blocks]", panel);
   view.blocks = view.result.segments.map((seg) => {
+    const entry = entryOf(seg.speaker);
+    const score = entry?.name && entry.score !== null ? `${entry.name} · match score ${entry.score.toFixed(3)}` : null;
     const item = el("li", { class: "block", style: { "--spk": colour(seg.speaker) },
                             dataset: { block: "", speaker: seg.speaker, startMs: seg.start_ms } },
       el("div", { class: "block-head" },
         el("span", { class: "swatch", "aria-hidden": "true" }),
-        el("span", { class: "who" }, nameOf(seg.speaker)),
+        el("span", { class: "who", title: score }, seg.speaker),
         el("button", { type: "button", class: "time", dataset: { action: "seek" },
                        "aria-label": `Play from ${clock(seg.start_ms)}` },
           `${clock(seg.start_ms)}–${clock(seg.end_ms)}`)),
@@ -422,7 +497,6 @@ async function remove(job) {
   try {
     await api(`/api/audio/jobs/${encodeURIComponent(job.id)}`, { method: "DELETE" });
     if (currentId === job.id && !running) { forget(); sessionStorage.removeItem(JOB_KEY); }
-    localStorage.removeItem(namesKey(job.id));
   } catch (err) {
     message(`${running ? "Cancel" : "Remove"} failed: ${err.message}`, "error");
   }

@@ -98,11 +98,14 @@ def test_upload_shows_speaker_blocks_matching_the_result(sim, dashboard, convers
     assert abs(position - target["start_ms"] / 1000) < 1.0, (position, target)
     expect(blocks.nth(2)).to_have_class(re.compile(r"\bplaying\b"))
 
-    # Local renaming: every block and the lane take the new name.
-    panel.locator(f'[data-speaker-name="{speakers[0]}"]').fill("Alice")
-    first_blocks = panel.locator(f'[data-block][data-speaker="{speakers[0]}"] .who')
-    assert set(first_blocks.all_inner_texts()) == {"Alice"}
-    expect(panel.locator(f'[data-lane="{speakers[0]}"] .lane-label')).to_have_text("Alice")
+    # No one is enrolled: the legend offers to save each speaker as a known speaker.
+    unmatched = [s["label"] for s in result["speakers"] if not s["name"]]
+    assert set(speakers) <= set(unmatched), result["speakers"]
+    expect(panel.locator("[data-speaker-legend]")).to_have_count(len(speakers))
+    for label in unmatched:
+        legend = panel.locator(f'[data-speaker-legend="{label}"]')
+        expect(legend.locator(f'[data-enroll-as="{label}"]')).to_be_visible()
+        expect(legend.locator('[data-action="enroll-speaker"]')).to_have_text("Save as known speaker")
 
     # Downloads are the API's own renderings.
     for fmt in ("srt", "txt"):
@@ -121,11 +124,11 @@ def test_upload_shows_speaker_blocks_matching_the_result(sim, dashboard, convers
     assert overflow <= 390, f"the page is {overflow} px wide at phone width"
     page.set_viewport_size({"width": 1280, "height": 900})
 
-    # A reload comes back to the same result, names kept; the player needs the file.
+    # A reload comes back to the same result; the player needs the file.
     page.reload()
     expect(panel.locator("[data-audio-job]")).to_have_attribute("data-audio-status", "done")
     expect(blocks).to_have_count(len(result["segments"]))
-    expect(panel.locator(f'[data-speaker-name="{speakers[0]}"]')).to_have_value("Alice")
+    expect(panel.locator(f'[data-enroll-as="{speakers[0]}"]')).to_be_visible()
     expect(panel.locator("[data-player-note]")).to_be_visible()
     expect(panel.locator(f'[data-audio-job-item="{job_id}"]')).to_have_attribute("data-status", "done")
 
