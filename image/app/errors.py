@@ -170,7 +170,8 @@ def _problem(error: dict) -> str:
         return f"the request body is not valid JSON ({error.get('ctx', {}).get('error', '')})"
     if error.get("type") == "missing":
         return f"{place} is missing"
-    return f"{place}: {error.get('msg', 'not valid')}"
+    message = str(error.get("msg", "not valid"))
+    return f"{place}: {message.removeprefix('Value error, ')}"  # a validator's own words
 
 
 def install_error_handlers(app: FastAPI) -> None:

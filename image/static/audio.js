@@ -141,6 +141,7 @@ async function show(job) {
     }
     if (currentId !== id) return;
     listPoller.now();
+    if (last.status === "done") refreshSpeakers(); // the embedding model is known by now
   }
   if (last.status === "done") await loadResult(last);
 }

@@ -69,8 +69,8 @@ def test_prints_of_another_size_are_ignored():
 
 def test_thresholds_per_model():
     assert threshold_for(GE2E_MODEL) == pytest.approx(0.975)
-    assert threshold_for("nvidia/speakerverification_en_titanet_large") == 0.7
-    assert threshold_for("/models/titanet-small.nemo") == 0.7
+    assert threshold_for("nvidia/speakerverification_en_titanet_large") == 0.4
+    assert threshold_for("/models/titanet-small.nemo") == 0.4
     assert threshold_for("some/ecapa") is None
     assert threshold_for("some/ecapa", 0.6) == 0.6
 
@@ -198,7 +198,8 @@ def test_enroll_from_a_job_then_rename_and_delete(tmp_path, monkeypatch):
 @respx.mock
 @pytest.mark.parametrize("body, status, words", [
     ({"name": "Alice", "job_id": "nope", "label": "Speaker_0"}, 404, "no audio job"),
-    ({"name": "Speaker_3", "job_id": "x", "label": "Speaker_0"}, 422, "unnamed speakers"),
+    ({"name": "Speaker_3", "job_id": "x", "label": "Speaker_0"}, 422,
+     "body field 'name': 'Speaker_…' is how unnamed speakers"),
     ({"name": "Alice", "label": "Speaker_0"}, 422, "job_id' is missing"),
     ({"name": "Alice", "job_id": "JOB", "label": "Speaker_7"}, 422, "no speaker 'Speaker_7'"),
     ({"name": "Alice", "job_id": "JOB", "label": "Speaker_0"}, 422, "at least 8 s"),

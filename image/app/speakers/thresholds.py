@@ -6,9 +6,10 @@ scores sit on their own scale, so each has its own threshold:
 - The CPU engine's GE2E prints (resemblyzer weights, run in numpy): calibrated here
   on espeak-ng voices by `bench/speaker_calibration.py` (figures in the README).
   They are synthetic voices: on real speech the right value may differ.
-- TitaNet (the Spark's default EMBEDDING_MODEL): 0.7, the threshold NeMo's own
-  `verify_speakers` uses for titanet-large. Not measured here: no pretrained
-  TitaNet weights can be loaded on these machines.
+- TitaNet (the Spark's default EMBEDDING_MODEL): cosine 0.4, the operating point of
+  NeMo's own `EncDecSpeakerLabelModel.verify_speakers` (it compares (cos + 1) / 2
+  with 0.7). Not measured here: no pretrained TitaNet weights can be loaded on these
+  machines, and none was lent a GPU with them.
 
 An embedding model known to neither gets no names unless SPEAKER_MATCH_THRESHOLD
 says which threshold to use.
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 GE2E_MODEL = "resemblyzer GE2E (numpy)"
 GE2E_THRESHOLD = 0.975
-TITANET_THRESHOLD = 0.7
+TITANET_THRESHOLD = 0.4  # = NeMo's 0.7 on its (cos + 1) / 2 scale
 
 MIN_MATCH_S = 5.0  # a detected speaker with less speech keeps their label
 MIN_ENROLL_S = 8.0  # an enrollment sample needs this much of one voice
