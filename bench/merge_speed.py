@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "image"))
 
-from app.merge import SpeakerTurn, TimedWord, merge  # noqa: E402
+from app.audio.merge import SpeakerTurn, TimedWord, merge  # noqa: E402
 
 
 def meeting(words: int, seed: int = 1) -> tuple[list[TimedWord], list[SpeakerTurn]]:

@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from app.docker import tar_of
+from app.remote.docker import tar_of
 
 REPO = Path(__file__).resolve().parent.parent
 PATCHES = REPO / "image" / "parakeet_patches"

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .docker import ContainerInfo
 from .errors import CommandFailed
+from .remote.docker import ContainerInfo
 
 log = logging.getLogger(__name__)
 NAME = "local-speech"

@@ -18,12 +18,12 @@ import httpx
 
 from .budget import RestartBudget
 from .config import ServiceSpec, Settings
-from .docker import ContainerInfo, Docker
 from .errors import CommandFailed, ContainerNotFound, NotConfigured, RemoteError
 from .local import LocalProcesses
 from .metrics import RESTARTS
 from .poller import Poller
 from .probes import HealthResult, fetch_health
+from .remote.docker import ContainerInfo, Docker
 from .services import (Action, ActionView, Observed, RestartRecord, ServiceRuntime,
                        ServiceStatus, container_view, derive_state, memory_view)
 

@@ -13,30 +13,30 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from . import __version__
-from .audio_jobs import AudioJobs
+from .audio.jobs import AudioJobs
+from .audio.jobstore import JobStore
+from .audio.media import clear_spool
+from .audio.pipeline import Transcribed, runner
+from .audio.speech_client import SpeechClient
 from .auth import AuthMiddleware, load_auth
-from .headers import DOCS_ASSETS, SecurityHeadersMiddleware
-from .hosts import HostCheckMiddleware, default_hosts
 from .config import ServiceSpec, Settings, load_settings
-from .docker import Docker
 from .errors import NotConfigured, install_error_handlers
+from .headers import DOCS_ASSETS, SecurityHeadersMiddleware
 from .host.health import HostHealth
-from .jobstore import JobStore
+from .hosts import HostCheckMiddleware, default_hosts
 from .local import NAME as LOCAL_NAME
 from .local import LocalProcesses, LocalSpeech, free_port, longest_wav_mb
 from .logs import RequestIdMiddleware
-from .media import clear_spool
 from .metrics import MetricsMiddleware
-from .pipeline import Transcribed, runner
 from .registry import Registry
+from .remote.docker import Docker
+from .remote.ssh import SSHClient, SSHTarget
 from .routes import audio, login, passthrough, probes, services, speakers
 from .routes import host as host_routes
 from .routes import audio_jobs as audio_jobs_routes
 from .routes import speech_models as speech_models_routes
 from .speakers.library import VoiceLibrary
-from .speech_client import SpeechClient
 from .speech_models import SpeechModels
-from .ssh import SSHClient, SSHTarget
 from .watchdog import Watchdog
 
 log = logging.getLogger(__name__)

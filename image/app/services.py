@@ -12,9 +12,9 @@ from pydantic import BaseModel
 
 from .budget import RestartBudget
 from .config import ServiceSpec
-from .docker import ContainerInfo
 from .errors import RemoteError
 from .probes import DeepCheckResult, HealthResult
+from .remote.docker import ContainerInfo
 
 State = Literal["healthy", "starting", "unhealthy", "stopped", "oom_killed", "restarting",
                 "missing", "unreachable", "unknown"]

@@ -11,8 +11,8 @@ import pytest
 
 from app.errors import HostUnreachable, RemoteTimeout
 from app.server import ssh_target
-from app.shell import RemoteShell
-from app.ssh import SSHClient
+from app.remote.shell import RemoteShell
+from app.remote.ssh import SSHClient
 from helpers import sim_settings
 
 pytestmark = pytest.mark.sim

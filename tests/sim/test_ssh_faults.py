@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from app.docker import Docker
+from app.remote.docker import Docker
 from app.errors import AuthFailed, ContainerNotFound, HostKeyRejected, RemoteTimeout
 from app.server import ssh_target
-from app.ssh import SSHClient
+from app.remote.ssh import SSHClient
 from helpers import control, service, sim_settings, wait_for
 
 pytestmark = pytest.mark.sim

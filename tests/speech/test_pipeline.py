@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from helpers import authed
-from app.stitching import plan_chunks
+from app.audio.stitching import plan_chunks
 from testaudio.evaluate import wer, word_speaker_accuracy
 from testaudio.generate import make_conversation
 

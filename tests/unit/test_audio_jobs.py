@@ -14,7 +14,7 @@ import respx
 from fastapi.testclient import TestClient
 
 from app.config import Settings
-from app.jobstore import JobStore
+from app.audio.jobstore import JobStore
 from helpers import authed
 from fake_speech import DIAR, URL, WORDS, answer_speech
 from speech_audio import wav_bytes

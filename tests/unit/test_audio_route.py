@@ -180,7 +180,7 @@ def test_malformed_speech_server_answers_are_502(client, answer, status, words):
     ("", "recording"), ("...", "recording"), ("ünïcode talk.wav", "n_code_talk"),
 ])
 def test_rttm_file_ids_are_safe_names(name, expected):
-    from app.exports import file_id
+    from app.audio.exports import file_id
 
     assert file_id(name) == expected
 

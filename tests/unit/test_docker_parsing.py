@@ -7,9 +7,9 @@ import tarfile
 
 import pytest
 
-from app.docker import ContainerInfo, Docker, parse_size, tar_of
+from app.remote.docker import ContainerInfo, Docker, parse_size, tar_of
 from app.errors import CommandFailed, ContainerNotFound
-from app.ssh import CommandResult
+from app.remote.ssh import CommandResult
 
 
 def inspect_json(name: str, status: str = "running", oom: bool = False, **host) -> dict:

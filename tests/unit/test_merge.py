@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.merge import UNKNOWN, SpeakerTurn, TimedWord, assign_speakers, join_words, merge
+from app.audio.merge import UNKNOWN, SpeakerTurn, TimedWord, assign_speakers, join_words, merge
 
 
 def w(word: str, start: float, end: float) -> TimedWord:

@@ -14,7 +14,7 @@ import pytest
 import respx
 
 from app.config import Settings
-from app.pipeline import SpeakersResult, SpeakerSegment, ModelNames, VoicePrint, Voices
+from app.audio.pipeline import SpeakersResult, SpeakerSegment, ModelNames, VoicePrint, Voices
 from app.speakers.library import VoiceLibrary
 from app.speakers.matching import Known, assign, unit
 from app.speakers.naming import clean_name, named

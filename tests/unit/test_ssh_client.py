@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.errors import HostUnreachable
-from app.ssh import SSHClient, SSHTarget
+from app.remote.ssh import SSHClient, SSHTarget
 from sim.spark2 import free_ports
 
 
@@ -17,7 +17,7 @@ def target(known_hosts: Path | None, port: int = 22) -> SSHTarget:
 
 
 def test_switching_host_key_checking_off_warns_at_every_start(caplog):
-    caplog.set_level(logging.WARNING, logger="app.ssh")
+    caplog.set_level(logging.WARNING, logger="app.remote.ssh")
     SSHClient(target(None))
     SSHClient(target(None))
     warnings = [r for r in caplog.records if "host key checking is OFF" in r.getMessage()]
@@ -25,7 +25,7 @@ def test_switching_host_key_checking_off_warns_at_every_start(caplog):
 
 
 def test_checking_on_does_not_warn(caplog):
-    caplog.set_level(logging.WARNING, logger="app.ssh")
+    caplog.set_level(logging.WARNING, logger="app.remote.ssh")
     SSHClient(target(Path("/etc/ssh/ssh_known_hosts")))
     assert not caplog.records
 

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from app.docker import ContainerInfo
+from app.remote.docker import ContainerInfo
 from app.errors import ContainerNotFound, HostKeyRejected, HostUnreachable
 from app.probes import HealthResult
 from app.services import ActionView, Observed, derive_state

@@ -9,8 +9,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.merge import SpeakerTurn, TimedWord
-from app.stitching import ChunkResult, cuts, plan_chunks, stitch
+from app.audio.merge import SpeakerTurn, TimedWord
+from app.audio.stitching import ChunkResult, cuts, plan_chunks, stitch
 
 
 def test_plan_chunks_covers_with_overlaps():

@@ -9,7 +9,7 @@ import httpx
 import respx
 
 from app.config import Settings
-from app.docker import ContainerInfo
+from app.remote.docker import ContainerInfo
 from app.registry import DockerSnapshot, Registry
 from app.watchdog import Watchdog
 

@@ -11,7 +11,7 @@ import re
 
 from pydantic import BaseModel
 
-from ..docker import Docker, parse_size
+from ..remote.docker import Docker, parse_size
 
 _RECLAIMED = re.compile(r"Total reclaimed space:\s*(\S+)")
 

@@ -13,10 +13,10 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from ..config import Settings
-from ..docker import Docker
 from ..errors import CommandFailed, NotConfigured
 from ..poller import Poller
 from ..registry import Busy
+from ..remote.docker import Docker
 from .alerts import HostWarning, HostWarnings
 from .docker_disk import DockerDiskRow, PruneResult, disk_usage, prune
 from .history import HostHistory, HostPoint

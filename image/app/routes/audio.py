@@ -9,13 +9,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
+from ..audio.exports import MEDIA_TYPES, file_id, render
+from ..audio.media import receive, workdir
+from ..audio.pipeline import SpeakersResult, Transcribed, runner
+from ..audio.speech_client import SpeechClient
+from ..audio.uploads import form_schema
 from ..errors import NotConfigured, UpstreamHTTPError
-from ..exports import MEDIA_TYPES, file_id, render
-from ..media import receive, workdir
-from ..pipeline import SpeakersResult, Transcribed, runner
 from ..speakers.naming import named
-from ..speech_client import SpeechClient
-from ..uploads import form_schema
 
 router = APIRouter(prefix="/api/audio", tags=["audio"])
 

@@ -13,11 +13,11 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 from sse_starlette.sse import EventSourceResponse
 
-from ..audio_jobs import AudioJob, AudioJobs
-from ..exports import MEDIA_TYPES, file_id, render
-from ..media import receive
-from ..pipeline import SpeakersResult
-from ..uploads import form_schema
+from ..audio.exports import MEDIA_TYPES, file_id, render
+from ..audio.jobs import AudioJob, AudioJobs
+from ..audio.media import receive
+from ..audio.pipeline import SpeakersResult
+from ..audio.uploads import form_schema
 from .audio import MATCH_HELP, refuse_if_swapping, result_for, speech_client
 
 router = APIRouter(prefix="/api/audio/jobs", tags=["audio jobs"])

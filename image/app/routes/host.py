@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from ..host.docker_disk import PruneResult
-from ..registry import Busy
 from ..host.health import HostHealth, HostHistoryResponse, HostStatus
+from ..registry import Busy
 
 router = APIRouter(prefix="/api/host", tags=["host"])
 

@@ -11,10 +11,10 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 
+from ..audio.media import receive, workdir
+from ..audio.passthrough import FORMATS, render, transcribe
+from ..audio.uploads import form_schema
 from ..errors import NotConfigured, RemoteTimeout, UpstreamHTTPError, UpstreamUnavailable
-from ..media import receive, workdir
-from ..passthrough import FORMATS, render, transcribe
-from ..uploads import form_schema
 from .audio import refuse_if_swapping, speech_client, wedge_recovery
 
 router = APIRouter(tags=["pass-through"])

@@ -9,14 +9,14 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from ..audio_jobs import AudioJobs
-from ..media import receive, workdir
-from ..pipeline import VoicePrint
+from ..audio.jobs import AudioJobs
+from ..audio.media import receive, workdir
+from ..audio.pipeline import VoicePrint
+from ..audio.uploads import form_schema
 from ..speakers import enroll
 from ..speakers.library import NameTaken, Speaker, TooManySamples, VoiceLibrary
 from ..speakers.naming import PersonName, clean_name
 from ..speakers.thresholds import MIN_ENROLL_S, MIN_MATCH_S, threshold_for
-from ..uploads import form_schema
 from .audio import speech_client, wedge_recovery
 
 router = APIRouter(prefix="/api/speakers", tags=["speakers"])

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from fastapi import HTTPException
 
-from ..pipeline import VoicePrint, Voices
-from ..speech_client import SpeechClient
+from ..audio.pipeline import VoicePrint, Voices
+from ..audio.speech_client import SpeechClient
 from .thresholds import MIN_ENROLL_S
 
 OTHER_VOICE_SHARE = 0.2  # a second voice with this share of the speech: not one person

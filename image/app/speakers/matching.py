@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..pipeline import VoicePrint
+from ..audio.pipeline import VoicePrint
 
 _FORBIDDEN = -1e3  # a score below the threshold: the assignment avoids it above all
 

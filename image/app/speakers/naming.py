@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
-from ..pipeline import SpeakerName, SpeakersResult, Voices
+from ..audio.pipeline import SpeakerName, SpeakersResult, Voices
 from .library import VoiceLibrary
 from .matching import Match, assign
 from .thresholds import MIN_MATCH_S, threshold_for

@@ -21,9 +21,9 @@ from typing import Literal
 from fastapi import HTTPException
 from pydantic import BaseModel
 
-from .errors import RemoteError
+from ..errors import RemoteError
+from ..metrics import JOB_SECONDS, JOBS
 from .jobstore import JobStore
-from .metrics import JOB_SECONDS, JOBS
 from .pipeline import Progress, Runner, SpeakersResult, Transcribed, Voices
 
 log = logging.getLogger(__name__)

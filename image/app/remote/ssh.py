@@ -17,7 +17,7 @@ from pathlib import Path
 
 import asyncssh
 
-from .errors import AuthFailed, CommandFailed, HostKeyRejected, HostUnreachable, RemoteTimeout
+from ..errors import AuthFailed, CommandFailed, HostKeyRejected, HostUnreachable, RemoteTimeout
 
 log = logging.getLogger(__name__)
 logging.getLogger("asyncssh").setLevel(logging.WARNING)  # it logs every channel at INFO

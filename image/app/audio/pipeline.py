@@ -19,8 +19,8 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from .config import Settings
-from .errors import RemoteError, UpstreamHTTPError
+from ..config import Settings
+from ..errors import RemoteError, UpstreamHTTPError
 from .media import to_wav
 from .merge import SpeakerTurn, TimedWord, merge
 from .speech_client import SpeechClient

@@ -13,8 +13,8 @@ from typing import Any
 import webvtt
 
 from .exports import clock
-from .pipeline import chunk_audio, chunk_name, retried, together
 from .merge import join_words
+from .pipeline import chunk_audio, chunk_name, retried, together
 from .speech_client import SpeechClient
 from .stitching import cuts, plan_chunks
 

@@ -13,7 +13,7 @@ import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .errors import ContainerNotFound
+from ..errors import ContainerNotFound
 from .shell import RemoteShell
 from .ssh import CommandResult, SSHClient
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import asyncssh
 
-from .errors import HostUnreachable, RemoteTimeout
+from ..errors import HostUnreachable, RemoteTimeout
 from .ssh import CommandResult, SSHClient
 
 

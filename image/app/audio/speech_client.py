@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 
-from .errors import RemoteTimeout, UpstreamHTTPError, UpstreamUnavailable
+from ..errors import RemoteTimeout, UpstreamHTTPError, UpstreamUnavailable
+from ..metrics import GPU_IN_FLIGHT
 from .merge import SpeakerTurn, TimedWord
-from .metrics import GPU_IN_FLIGHT
 
 log = logging.getLogger(__name__)
 SERVICE = "parakeet-asr"  # named in error messages instead of its internal URL
