@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import tempfile
 import threading
@@ -103,3 +104,14 @@ def serving(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(15)
         sock.close()
+
+
+def run_job(client: TestClient, wav: Path) -> str:
+    """Submit the file as an audio job, follow its events to the end: its id (done)."""
+    with wav.open("rb") as f:
+        job = client.post("/api/audio/jobs", files={"file": (wav.name, f, "audio/wav")})
+    assert job.status_code == 202, job.text
+    with client.stream("GET", f"/api/audio/jobs/{job.json()['id']}/events") as stream:
+        seen = [json.loads(line[5:]) for line in stream.iter_lines() if line.startswith("data:")]
+    assert seen[-1]["status"] == "done", seen[-1]
+    return job.json()["id"]

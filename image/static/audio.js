@@ -292,7 +292,7 @@ function renderSpeakers() {
                          title: matchTitle(entry) },
         swatch, el("span", { class: "speaker-name", tabindex: "-1" }, entry.name),
         entry.score === null ? null
-          : el("span", { class: "match", dataset: { match: "" } }, `match ${entry.score.toFixed(2)}`),
+          : el("span", { class: "match", dataset: { match: "" } }, `match ${entry.score.toFixed(3)}`),
         el("span", { class: "muted" }, `${entry.label} · ${clock(talk[entry.key])}`));
     }
     const input = el("input", { type: "text", list: "known-speaker-names", maxlength: "64", autocomplete: "off",

@@ -61,7 +61,7 @@ function render(list) {
   const model = $("[data-speakers-model]", panel);
   const parts = [];
   if (list.model) parts.push(`Embedding model ${list.model}`);
-  if (list.threshold !== null && list.threshold !== undefined) parts.push(`match threshold ${list.threshold.toFixed(2)}`);
+  if (list.threshold !== null && list.threshold !== undefined) parts.push(`match threshold ${list.threshold}`);
   setText(model, parts.join(" · "));
   model.hidden = parts.length === 0;
   if (list.min_enroll_s) setText($("[data-enroll-min]", panel), `at least ${list.min_enroll_s} s of speech`);

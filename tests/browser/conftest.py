@@ -126,6 +126,16 @@ class Dashboard:
         print("screenshots:", *written)
         return written
 
+    def screens(self, artifacts: Path, name: str) -> None:
+        """Screenshots at both widths and in dark mode, and the page fitting a phone."""
+        written = self.shot(artifacts, name)
+        self.shot(artifacts, name, widths=("desktop",), dark=True)
+        assert all(p.stat().st_size > 10_000 for p in written)
+        self.page.set_viewport_size(PHONE)
+        overflow = self.page.evaluate("document.documentElement.scrollWidth")
+        assert overflow <= PHONE["width"], f"the page is {overflow} px wide at phone width"
+        self.page.set_viewport_size(DESKTOP)
+
 
 @pytest.fixture
 def dashboard(browser) -> Iterator[Callable[[Settings], Dashboard]]:

@@ -8,14 +8,13 @@ Random weights give no accuracy figure: TitaNet's threshold is NeMo's published 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
 
 import pytest
 
 from app.config import Settings
 from app.speakers.thresholds import GE2E_MODEL
-from helpers import authed
+from helpers import authed, run_job
 from speech_server import SpeechServer, start
 
 TITANET = "nvidia/speakerverification_en_titanet_large"
@@ -52,12 +51,3 @@ def test_a_speaker_enrolled_from_a_job_is_named_and_ge2e_prints_are_ignored(
     assert named[label] == "Alice" and "Ghost" not in named.values()
     assert any(s["speaker"] == "Alice" for s in again["segments"])
 
-
-def run_job(client, wav) -> str:
-    with wav.open("rb") as f:
-        job = client.post("/api/audio/jobs", files={"file": (wav.name, f, "audio/wav")})
-    assert job.status_code == 202, job.text
-    with client.stream("GET", f"/api/audio/jobs/{job.json()['id']}/events") as stream:
-        last = [json.loads(line[5:]) for line in stream.iter_lines() if line.startswith("data:")]
-    assert last[-1]["status"] == "done", last[-1]
-    return job.json()["id"]

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import respx
 
+from app.audio.jobstore import JobStore
 from app.config import Settings
 from app.audio.pipeline import SpeakersResult, SpeakerSegment, ModelNames, VoicePrint, Voices
 from app.speakers.library import VoiceLibrary
@@ -109,7 +110,24 @@ def test_library_keeps_prints_per_model_and_averages_them(tmp_path):
         assert "vector" not in shown.model_dump_json()
         library.close()
     asyncio.run(go())
-    assert (tmp_path / "speakers.sqlite3").stat().st_mode & 0o077 == 0
+    files = list(tmp_path.glob("speakers.sqlite3*"))
+    assert files and all(f.stat().st_mode & 0o077 == 0 for f in files), files
+
+
+def test_a_jobs_file_from_before_voiceprints_gets_the_column(tmp_path):
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / "jobs.sqlite3")
+    old.executescript("CREATE TABLE audio_jobs (id TEXT PRIMARY KEY, state TEXT NOT NULL, "
+                      "status TEXT NOT NULL, created_at REAL NOT NULL, finished_at REAL, "
+                      "result TEXT); INSERT INTO audio_jobs VALUES ('j1', '{}', 'done', 1, 2, "
+                      "'{\"x\": 1}');")
+    old.close()
+    (tmp_path / "jobs.sqlite3").chmod(0o644)
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    assert asyncio.run(store.result("j1")) == ('{"x": 1}', None)
+    store.close()
+    assert (tmp_path / "jobs.sqlite3").stat().st_mode & 0o077 == 0
 
 
 def test_deleting_a_person_removes_their_prints_from_the_file(tmp_path):

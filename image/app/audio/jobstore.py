@@ -15,6 +15,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ..storage import open_db
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audio_jobs (
     id TEXT PRIMARY KEY,
@@ -31,11 +33,7 @@ CREATE INDEX IF NOT EXISTS audio_jobs_created ON audio_jobs (created_at);
 
 class JobStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")  # readers never wait on a writer
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA secure_delete=ON")  # a deleted job's prints are gone
+        self._db = open_db(path)  # private, WAL, secure_delete: a deleted job is gone
         self._db.executescript(SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(audio_jobs)")}
         if "voices" not in columns:  # a file from before voiceprints were kept

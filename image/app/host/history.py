@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from ..storage import open_db
 from .stats import HostSnapshot
 
 KEEP_S = 24 * 3600
@@ -59,9 +60,7 @@ class HostHistory:
                  clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self.points: deque[HostPoint] = deque(maxlen=int(KEEP_S / interval_s) + 1)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = open_db(path)
         self._db.execute(SCHEMA)
         self._lock = threading.Lock()
         self._writes = 0

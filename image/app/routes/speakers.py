@@ -61,7 +61,7 @@ def _library(request: Request) -> VoiceLibrary:
 @router.get("", response_model=SpeakerList)
 async def list_speakers(request: Request) -> SpeakerList:
     """Enrolled people with their samples (model, seconds, source; never the prints)."""
-    model = request.app.state.speech.models.get("embedding") if request.app.state.speech else None
+    model = _embedding_model(request)
     threshold = threshold_for(model, request.app.state.settings.speaker_match_threshold) \
         if model else None
     return SpeakerList(speakers=await _library(request).all(), model=model, threshold=threshold)
@@ -145,6 +145,20 @@ async def delete_sample(speaker_id: str, sample_id: int, request: Request) -> Re
 
 
 # -- helpers ---------------------------------------------------------------------------
+
+
+def _embedding_model(request: Request) -> str | None:
+    """The model of the last answer with prints, else the one the ASR service's cached
+    /health names (so it shows before the first transcription)."""
+    speech = request.app.state.speech
+    if speech is not None and speech.models.get("embedding"):
+        return str(speech.models["embedding"])
+    for status in request.app.state.registry.statuses():
+        body = status.health.body if status.kind == "asr" and status.health else None
+        models = body.get("models") if isinstance(body, dict) else None
+        if isinstance(models, dict) and isinstance(models.get("embedding"), str):
+            return str(models["embedding"])
+    return None
 
 
 async def _speaker(library: VoiceLibrary, speaker_id: str) -> Speaker:

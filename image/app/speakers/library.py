@@ -24,6 +24,7 @@ from typing import Literal, TypeVar
 import numpy as np
 from pydantic import BaseModel
 
+from ..storage import open_db
 from .matching import Known, unit
 
 T = TypeVar("T")
@@ -79,14 +80,9 @@ class TooManySamples(Exception):
 
 class VoiceLibrary:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
-                       "secure_delete=ON"):
-            self._db.execute(f"PRAGMA {pragma}")
+        self._db = open_db(path)  # 0600, WAL, secure_delete
         self._db.executescript(SCHEMA)
-        path.chmod(0o600)  # biometric data: this user only
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -106,16 +102,16 @@ class VoiceLibrary:
             "SELECT id, name, created_at FROM speakers ORDER BY name COLLATE NOCASE")])
 
     async def get(self, speaker_id: str) -> Speaker | None:
-        def read(db: sqlite3.Connection) -> Speaker | None:
-            row = db.execute("SELECT id, name, created_at FROM speakers WHERE id = ?",
-                             (speaker_id,)).fetchone()
-            return _speaker(db, row) if row else None
-        return await self._call(read)
+        return await self._one("id", speaker_id)
 
     async def find(self, name: str) -> Speaker | None:
+        """The person of that name, ignoring case."""
+        return await self._one("name", name)
+
+    async def _one(self, column: str, value: str) -> Speaker | None:
         def read(db: sqlite3.Connection) -> Speaker | None:
-            row = db.execute("SELECT id, name, created_at FROM speakers WHERE name = ?",
-                             (name,)).fetchone()
+            row = db.execute(f"SELECT id, name, created_at FROM speakers WHERE {column} = ?",
+                             (value,)).fetchone()  # column: "id" or "name", never input
             return _speaker(db, row) if row else None
         return await self._call(read)
 
