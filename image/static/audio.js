@@ -404,7 +404,8 @@ function renderBlocks() {
         el("span", { class: "who", title: score }, seg.speaker),
         el("button", { type: "button", class: "time", dataset: { action: "seek" },
                        "aria-label": `Play from ${clock(seg.start_ms)}` },
-          `${clock(seg.start_ms)}–${clock(seg.end_ms)}`)),
+          `${clock(seg.start_ms)}–${clock(seg.end_ms)}`),
+        entry && !entry.name ? nameButton(entry.label) : null),
       el("p", { class: "text", dataset: { text: "" } }, seg.text));
     item.addEventListener("click", (e) => {
       if (window.getSelection()?.toString()) return; // selecting text, not seeking
@@ -415,6 +416,19 @@ function renderBlocks() {
   });
   list.replaceChildren(...view.blocks.map((b) => b.item));
   $("[data-no-speech]", panel).hidden = view.blocks.length > 0;
+}
+
+// "Who is this?" on a block of an unnamed speaker: to that speaker's name field in the
+// legend, where saving enrolls them from this recording.
+function nameButton(label) {
+  return el("button", { type: "button", class: "btn btn-small name-it", dataset: { action: "name-from-block" },
+                        "aria-label": `Name ${label}`,
+                        onclick: (e) => {
+                          e.stopPropagation(); // naming, not seeking
+                          const input = $(`[data-enroll-as="${CSS.escape(label)}"]`, panel);
+                          input?.scrollIntoView({ block: "center" });
+                          input?.focus();
+                        } }, "Who is this?");
 }
 
 function seek(ms) {

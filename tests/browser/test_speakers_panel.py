@@ -54,12 +54,18 @@ def test_enroll_from_a_result_then_rename_and_delete(sim, dashboard, conversatio
     # The embedding model and its threshold are known once the speech server answered.
     expect(known.locator("[data-speakers-model]")).to_contain_text("match threshold")
 
-    # "This is Alice": typed beside the speaker in the legend, saved as a known speaker.
+    # "This is Alice", from one of their blocks: "Who is this?" leads to the speaker's name
+    # field in the legend (without seeking), where it is saved as a known speaker.
     legend = audio.locator(f'[data-speaker-legend="{label}"]')
-    legend.locator(f'[data-enroll-as="{label}"]').fill("Alice")
+    first_block = audio.locator(f'[data-block][data-speaker="{label}"]').first
+    first_block.locator('[data-action="name-from-block"]').click()
+    expect(legend.locator(f'[data-enroll-as="{label}"]')).to_be_focused()
+    expect(first_block).not_to_have_class(re.compile(r"\bplaying\b"))
+    page.keyboard.type("Alice")
     legend.locator('[data-action="enroll-speaker"]').click()
     alice_blocks = audio.locator('[data-block][data-speaker="Alice"]')
     expect(alice_blocks).to_have_count(their_blocks)
+    expect(alice_blocks.locator('[data-action="name-from-block"]')).to_have_count(0)
     expect(audio.locator(f'[data-block][data-speaker="{label}"]')).to_have_count(0)
     assert set(alice_blocks.locator(".who").all_inner_texts()) == {"Alice"}
     assert re.fullmatch(r"Alice · match score (0\.99\d|1\.000)",
