@@ -64,7 +64,7 @@ class SpeakersResult(BaseModel):
     segments: list[SpeakerSegment]
     models: ModelNames
     chunks: int = 1
-    speakers: list[SpeakerName] | None = None  # absent when naming was not asked for
+    speakers: list[SpeakerName] | None = None  # null when naming was turned off
 
 
 class VoicePrint(BaseModel):
