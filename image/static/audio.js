@@ -4,7 +4,7 @@
 // any other speaker can be saved as a known speaker from here.
 
 import { api, fetchJSON, followJob, upload } from "./api.js";
-import { findKnown, refreshSpeakers, SPEAKERS_EVENT } from "./speakers.js";
+import { enrollTarget, refreshSpeakers, SPEAKERS_EVENT } from "./speakers.js";
 import { $, ago, clock, confirmAction, el, fullTime, pill, poll, seconds, setText,
          showMessage, updatePill } from "./ui.js";
 
@@ -321,13 +321,10 @@ async function enrollSpeaker(entry, input) {
   enrollMessage(`Saving ${entry.label} as ${name}…`);
   let person;
   try {
-    person = findKnown(name, await refreshSpeakers());
+    const target = enrollTarget(name, await refreshSpeakers());
+    person = target.person;
     const body = { job_id: job.id, label: entry.label };
-    if (person) {
-      await fetchJSON(`/api/speakers/${encodeURIComponent(person.id)}/samples`, { method: "POST", json: body });
-    } else {
-      await fetchJSON("/api/speakers", { method: "POST", json: { name, ...body } });
-    }
+    await fetchJSON(target.path, { method: "POST", json: person ? body : { name, ...body } });
   } catch (err) {
     if (currentId !== job.id) return;
     for (const control of controls) control.disabled = false;

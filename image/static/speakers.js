@@ -191,11 +191,10 @@ async function enrollFromFile() {
   if (!file) { message(`Choose a clip of ${name}'s voice, with no one else speaking.`, "error"); fileInput.focus(); return; }
   button.disabled = true;
   // A name already enrolled gets one more sample rather than a refusal.
-  const person = findKnown(name, await refreshSpeakers());
+  const { person, path } = enrollTarget(name, await refreshSpeakers());
   const form = new FormData();
   if (!person) form.append("name", name);
   form.append("file", file, file.name);
-  const path = person ? `/api/speakers/${encodeURIComponent(person.id)}/samples` : "/api/speakers";
   message(`Uploading ${file.name}…`);
   try {
     await upload(path, form, (fraction) => {
@@ -215,8 +214,15 @@ async function enrollFromFile() {
                  : `${name} is enrolled: recordings where their voice is recognised show their name.`, "ok");
 }
 
+// Where a sample for a typed name goes: one more sample of the person enrolled under
+// that name, or a new person (the request then carries the name).
+export function enrollTarget(name, list = known) {
+  const person = findKnown(name, list);
+  return { person, path: person ? `/api/speakers/${encodeURIComponent(person.id)}/samples` : "/api/speakers" };
+}
+
 // The enrolled person a typed name means (names are unique whatever their case).
-export function findKnown(name, list = known) {
+function findKnown(name, list = known) {
   const wanted = name.trim().split(/\s+/).join(" ").toLowerCase();
   return list.find((p) => p.name.toLowerCase() === wanted) ?? null;
 }

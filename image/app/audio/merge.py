@@ -47,6 +47,14 @@ class Block:
         return join_words(w.word for w in self.words)
 
 
+def talk_seconds(turns: Sequence[SpeakerTurn]) -> dict[str, float]:
+    """Seconds of speech per speaker, summed over their turns."""
+    seconds: dict[str, float] = {}
+    for turn in turns:
+        seconds[turn.speaker] = seconds.get(turn.speaker, 0.0) + turn.end - turn.start
+    return seconds
+
+
 def join_words(words: object) -> str:
     """Single spaces between tokens, none before punctuation."""
     text = " ".join(w.strip() for w in words if w.strip())  # type: ignore[attr-defined]

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from ..config import Settings
 from ..errors import RemoteError, UpstreamHTTPError
 from .media import to_wav
-from .merge import SpeakerTurn, TimedWord, merge
+from .merge import SpeakerTurn, TimedWord, merge, talk_seconds
 from .speech_client import SpeechClient
 from .stitching import ChunkResult, plan_chunks, stitch
 
@@ -232,9 +232,7 @@ def _result(client: SpeechClient, duration: float, heard: _Heard,
 
 def _voices(client: SpeechClient, heard: _Heard) -> Voices:
     """Each speaker's print with the seconds of speech it stands for."""
-    seconds: dict[str, float] = {}
-    for turn in heard.turns:
-        seconds[turn.speaker] = seconds.get(turn.speaker, 0.0) + turn.end - turn.start
+    seconds = talk_seconds(heard.turns)
     prints = {label: VoicePrint(vector=vector, seconds=round(seconds[label], 2))
               for label, vector in heard.prints.items() if label in seconds}
     return Voices(model=client.models.get("embedding", ""), prints=prints)

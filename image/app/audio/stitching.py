@@ -75,12 +75,12 @@ class _Voices:
 
     def add(self, name: str, vector: Sequence[float] | None) -> None:
         if vector is not None:
-            self.prints[name] = self.prints.get(name, 0) + _unit(vector)
+            self.prints[name] = self.prints.get(name, 0) + unit(vector)
 
     def similarity(self, name: str, vector: Sequence[float] | None) -> float | None:
         if vector is None or name not in self.prints:
             return None
-        return float(_unit(self.prints[name]) @ _unit(vector))
+        return float(unit(self.prints[name]) @ unit(vector))
 
 
 def stitch(chunks: Sequence[ChunkResult], *, min_coactive_s: float = 1.0,
@@ -101,7 +101,7 @@ def stitch(chunks: Sequence[ChunkResult], *, min_coactive_s: float = 1.0,
         words += [TimedWord(w.word, w.start + chunk.start, w.end + chunk.start)
                   for w in chunk.words if lo <= w.start + chunk.start < hi]
         previous = mapped
-    prints = {name: _unit(total).tolist() for name, total in voices.prints.items()}
+    prints = {name: unit(total).tolist() for name, total in voices.prints.items()}
     return Stitched(_join(turns), words, voices.names, prints)
 
 
@@ -176,7 +176,7 @@ def _first(turns: list[SpeakerTurn], label: str) -> float:
     return min(t.start for t in turns if t.speaker == label)
 
 
-def _unit(vector: Sequence[float] | np.ndarray) -> np.ndarray:
+def unit(vector: Sequence[float] | np.ndarray) -> np.ndarray:
     v = np.asarray(vector, dtype=float)
     norm = np.linalg.norm(v)
     return v / norm if norm else v

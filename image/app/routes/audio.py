@@ -44,7 +44,7 @@ async def transcribe_speakers(
 
 
 MATCH_HELP = ("name speakers whose voice matches an enrolled one (false: keep the "
-              "Speaker_N labels and leave `speakers` out)")
+              "Speaker_N labels; `speakers` is null)")
 
 
 async def result_for(request: Request, done: Transcribed, match_speakers: bool

@@ -97,13 +97,12 @@ async def job_result(
     an enrollment shows here at once."""
     jobs = _jobs(request)
     done = await jobs.result(job_id)
-    if match_speakers is None:
-        match_speakers = (await jobs.get(job_id)).match_speakers
-    result = await result_for(request, done, match_speakers)
+    job = await jobs.get(job_id)
+    wanted = job.match_speakers if match_speakers is None else match_speakers
+    result = await result_for(request, done, wanted)
     if format == "json":
         return result
-    name = (await jobs.get(job_id)).filename
-    return PlainTextResponse(render(result, format, file_id(name)),
+    return PlainTextResponse(render(result, format, file_id(job.filename)),
                              media_type=MEDIA_TYPES[format])
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fastapi import HTTPException
 
+from ..audio.merge import talk_seconds
 from ..audio.pipeline import VoicePrint, Voices
 from ..audio.speech_client import SpeechClient
 from .thresholds import MIN_ENROLL_S
@@ -28,9 +29,7 @@ def from_job(voices: Voices, job_id: str, label: str) -> tuple[str, VoicePrint]:
 async def from_sample(client: SpeechClient, wav: Path) -> tuple[str, VoicePrint]:
     """(model, print) of the one voice in a sample; refused when it holds several."""
     turns, prints = await client.diarize(wav, chunk=True)
-    seconds: dict[str, float] = {}
-    for turn in turns:
-        seconds[turn.speaker] = seconds.get(turn.speaker, 0.0) + turn.end - turn.start
+    seconds = talk_seconds(turns)
     if not seconds or not prints:
         raise HTTPException(422, "no speech was found in the sample")
     ranked = sorted(seconds, key=seconds.__getitem__, reverse=True)

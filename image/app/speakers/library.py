@@ -25,7 +25,8 @@ import numpy as np
 from pydantic import BaseModel
 
 from ..storage import open_db
-from .matching import Known, unit
+from ..audio.stitching import unit
+from .matching import Known
 
 T = TypeVar("T")
 Source = Literal["upload", "job"]

@@ -15,6 +15,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from ..audio.pipeline import VoicePrint
+from ..audio.stitching import unit
 
 _FORBIDDEN = -1e3  # a score below the threshold: the assignment avoids it above all
 
@@ -32,12 +33,6 @@ class Known:
 class Match:
     known: Known
     score: float
-
-
-def unit(vector: Sequence[float] | np.ndarray) -> np.ndarray:
-    v = np.asarray(vector, dtype=np.float64)
-    norm = float(np.linalg.norm(v))
-    return v / norm if norm else v
 
 
 def assign(detected: Mapping[str, VoicePrint], known: Sequence[Known], threshold: float,
