@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "image"), str(REPO / "image" / "parakeet_patches")]
 
 from app.audio.pipeline import VoicePrint  # noqa: E402
-from app.speakers.matching import Known, assign, unit  # noqa: E402
+from app.audio.stitching import unit  # noqa: E402
+from app.speakers.matching import Known, assign  # noqa: E402
 from app.speakers.thresholds import GE2E_THRESHOLD, MIN_MATCH_S  # noqa: E402
 from audio_io import decode  # noqa: E402
 from cpu_diarize import CpuDiarizer  # noqa: E402

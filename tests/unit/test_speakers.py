@@ -17,7 +17,8 @@ from app.audio.jobstore import JobStore
 from app.config import Settings
 from app.audio.pipeline import SpeakersResult, SpeakerSegment, ModelNames, VoicePrint, Voices
 from app.speakers.library import VoiceLibrary
-from app.speakers.matching import Known, assign, unit
+from app.audio.stitching import unit
+from app.speakers.matching import Known, assign
 from app.speakers.naming import clean_name, named
 from app.speakers.thresholds import GE2E_MODEL, threshold_for
 from fake_speech import DIAR, URL, answer_speech
