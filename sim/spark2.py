@@ -114,7 +114,7 @@ class SimSpark2:
     def create_containers(self) -> None:
         # The overlay, plus the CPU engine's speaker-encoder weights: part of this
         # simulated image (the real one runs NeMo), not of what spark-control deploys.
-        files = [*_patch_files(), PATCHES / "ge2e_weights.npz"]
+        files = [*_patch_files(), PATCHES / "ge2e_weights.npz", PATCHES / "campplus.onnx"]
         self.create_container("parakeet-asr", self.state.parakeet_port, APP_DIR,
                               {f"{APP_DIR}/{p.name}": p.read_bytes() for p in files})
         self.create_container("magpie-tts", self.state.magpie_port, TTS_DIR,

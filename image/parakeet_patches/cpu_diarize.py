@@ -1,11 +1,14 @@
-"""Speaker diarization on CPU without torch: VAD -> GE2E window embeddings ->
-clustering -> speaker turns.
+"""Speaker diarization on CPU without torch: VAD -> window embeddings -> clustering
+-> speaker turns.
 
-1. webrtcvad marks 30 ms speech frames; short gaps are filled and tiny blips dropped,
-   giving speech regions (a speaker change is still possible inside one).
-2. Each region is cut into 1.5 s windows (0.75 s hop) embedded with the numpy GE2E
-   encoder (speaker_encoder.py, weights from the resemblyzer wheel); each embedding is
-   smoothed with its neighbours in the same region.
+1. webrtcvad marks 30 ms speech frames; gaps shorter than the profile's fill_gap_s
+   are filled and tiny blips dropped, giving speech regions (a speaker change is still
+   possible inside one). Real people pause between words: a region must span those
+   pauses, or a speaker of short phrases never gets a window long enough to cluster.
+2. Each region is cut into 1.5 s windows (0.75 s hop) embedded with the speaker
+   encoder (campplus.py: CAM++ on onnxruntime, the default; or speaker_encoder.py:
+   GE2E in numpy, CPU_SPEAKER_MODEL=ge2e); each embedding is smoothed with its
+   neighbours in the same region.
 3. Windows of at least MIN_CLUSTER_WINDOW_S are clustered. For k = 2, 3, ... the best
    k-way partition (spectral clustering on the refined affinity of Wang et al. 2018,
    "Speaker diarization with LSTM", or k-means on the embeddings, both refined by a
@@ -17,9 +20,12 @@ clustering -> speaker turns.
 4. Every window is scored against the speaker centroids; each speech frame averages
    the scores of the windows covering it, takes the best speaker, fragments shorter
    than MIN_TURN_S are absorbed, and runs become turns (never across a VAD silence).
+5. A speaker's print (fingerprints) is, for CAM++, one embedding of up to
+   PRINT_SECONDS of their speech (whole utterances score far better than 1.5 s
+   windows); for GE2E, the mean of their window embeddings.
 
-Thresholds were tuned on synthetic espeak-ng voices; real voices may need retuning
-(see /work/shared/notes/cpu-speech-engine.md).
+Each encoder's figures (PROFILES) were chosen on real people's recordings with
+bench/real_diarization.py (CAM++) or on espeak-ng voices (GE2E, kept for comparison).
 """
 
 from __future__ import annotations
@@ -32,32 +38,25 @@ import webrtcvad
 
 from engine_base import (SAMPLE_RATE, Diarization, EngineError, Turn, as_stage,
                          relabel_by_first_appearance)
-from speaker_encoder import SpeakerEncoder
+from speaker_profiles import Encoder, Profile, profile_named
 from voice_stats import DISTINCT_BIC, ClusterStats, window_stats
 
 
 VAD_MODE = 2  # webrtcvad aggressiveness 0..3
 FRAME = 480  # 30 ms VAD frames
 FRAME_S = FRAME / SAMPLE_RATE
-FILL_GAP_S = 0.15  # silences shorter than this are not a turn boundary (webrtcvad hangs on ~0.1 s)
 MIN_SPEECH_S = 0.12  # speech blips shorter than this are noise
 WINDOW_S = 1.5
 HOP_S = 0.75
 MIN_CLUSTER_WINDOW_S = 0.9  # shorter windows are too noisy to shape the clusters
 MIN_WINDOW_S = 0.2  # shorter speech is labelled from its neighbours only
 MIN_TURN_S = 0.3
-# Two clusters are different voices when their centroids (smoothed embeddings) are more
-# than DISTINCT_DISTANCE * (1 + DISTINCT_SMALL / windows in the smaller one) apart in
-# cosine distance. Tuned on 140 espeak conversations (35 s and 150 s, 1-4 voices): the
-# closest voices (en-us+m3 / en-gb+m1) sat 0.074-0.11 apart, while one voice split in
-# two by what was said reached ~0.09 with 16 windows and ~0.15 with 3.
-DISTINCT_DISTANCE = 0.062
-DISTINCT_SMALL = 5.0
 SMOOTH_WEIGHT = 1.0  # weight of each neighbouring window when smoothing embeddings
 MAX_SPEAKERS = 8
 MAX_SPECTRAL_WINDOWS = 1500  # beyond (~19 min of speech) the O(n^3) affinity is skipped
 PRUNE_KEEP = 0.25  # row-wise affinity pruning: keep this share of each row
 PRUNE_FACTOR = 0.01
+PRINT_SECONDS = 90.0  # of a speaker's speech behind a CAM++ print (its longest turns)
 
 
 @dataclass
@@ -91,12 +90,12 @@ def _runs(values: np.ndarray) -> list[tuple[int, int, int]]:
     return [(int(s), int(e), int(values[s])) for s, e in zip(starts, ends)]
 
 
-def speech_regions(flags: np.ndarray) -> list[tuple[int, int]]:
-    """Frame ranges of speech after filling short gaps and dropping blips."""
+def speech_regions(flags: np.ndarray, fill_gap_s: float = 0.4) -> list[tuple[int, int]]:
+    """Frame ranges of speech after filling gaps under fill_gap_s and dropping blips."""
     flags = flags.copy()
     for start, end, value in _runs(flags.astype(int)):
         inner = 0 < start and end < len(flags)
-        if value == 0 and inner and (end - start) * FRAME_S < FILL_GAP_S:
+        if value == 0 and inner and (end - start) * FRAME_S < fill_gap_s:
             flags[start:end] = True
     return [(s, e) for s, e, v in _runs(flags.astype(int))
             if v == 1 and (e - s) * FRAME_S >= MIN_SPEECH_S]
@@ -117,7 +116,7 @@ def region_windows(start: int, end: int) -> list[tuple[int, int]]:
     return [(s, s + win) for s in starts]
 
 
-def _embed_regions(encoder: SpeakerEncoder, audio: np.ndarray,
+def _embed_regions(encoder: Encoder, audio: np.ndarray,
                    regions: list[tuple[int, int]]) -> _Windows:
     spans: list[tuple[int, int]] = []
     owner: list[int] = []
@@ -213,24 +212,23 @@ def reassign(emb: np.ndarray, labels: np.ndarray, iters: int = 5) -> np.ndarray:
     return labels
 
 
-def distinct_threshold(n_small: int) -> float:
+def distinct_threshold(n_small: int, profile: Profile) -> float:
     """Cosine distance between two cluster centroids above which they are taken as
-    different speakers. The centroid of a small cluster is noisy (one voice split
-    into clusters of 3-5 windows lands 0.10-0.15 apart), so the threshold grows as
-    the smaller cluster shrinks."""
-    return DISTINCT_DISTANCE * (1.0 + DISTINCT_SMALL / max(n_small, 1))
+    different speakers. The centroid of a small cluster is noisy, so the threshold
+    grows as the smaller cluster shrinks."""
+    return profile.distinct_distance * (1.0 + profile.distinct_small / max(n_small, 1))
 
 
-def _pair_excess(emb: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+def _pair_excess(emb: np.ndarray, a: np.ndarray, b: np.ndarray, profile: Profile) -> float:
     """How far two groups of windows are beyond the distinct-speaker threshold (< 0: same)."""
     ca, cb = _normalise(emb[a].mean(0)), _normalise(emb[b].mean(0))
-    return 1.0 - float(ca @ cb) - distinct_threshold(min(int(a.sum()), int(b.sum())))
+    return 1.0 - float(ca @ cb) - distinct_threshold(min(int(a.sum()), int(b.sum())), profile)
 
 
-def min_excess(emb: np.ndarray, labels: np.ndarray) -> float:
+def min_excess(emb: np.ndarray, labels: np.ndarray, profile: Profile) -> float:
     """The least distinct pair of clusters of a partition (> 0: all are distinct)."""
     k = labels.max() + 1
-    return min(_pair_excess(emb, labels == a, labels == b)
+    return min(_pair_excess(emb, labels == a, labels == b, profile)
                for a in range(k) for b in range(a + 1, k))
 
 
@@ -254,19 +252,21 @@ def distinct_by_bic(stats: ClusterStats | None, labels: np.ndarray) -> bool:
                for a in range(k) for b in range(a + 1, k)) >= DISTINCT_BIC
 
 
-def cluster_windows(emb: np.ndarray, max_k: int, stats: ClusterStats | None = None) -> np.ndarray:
+def cluster_windows(emb: np.ndarray, max_k: int, stats: ClusterStats | None = None,
+                    profile: Profile | None = None) -> np.ndarray:
     """Speaker label per (smoothed) window embedding. k = 2, 3, ... is tried in turn
     and kept while the best k-way partition has every pair of clusters distinct (by
     centroid distance, or else by the ΔBIC of `stats`, the windows' MFCC statistics);
     the first k that fails stops the search, so one voice gives one speaker. (The 2018
     eigen-gap count was tried first: it picks the big female/male split and hides two
     close voices, and plain spectral clustering can never return one speaker.)"""
+    profile = profile or profile_named()
     best = np.zeros(len(emb), int)
     if max_k <= 1 or len(emb) < 4:
         return best
     vecs = spectral_vectors(emb) if len(emb) <= MAX_SPECTRAL_WINDOWS else None
     for k in range(2, min(max_k, MAX_SPEAKERS, len(emb) // 2) + 1):
-        scored = [(min_excess(emb, labels), labels)
+        scored = [(min_excess(emb, labels, profile), labels)
                   for labels in candidate_partitions(emb, vecs, k)]
         kept = [(excess, labels) for excess, labels in scored
                 if excess > 0 or distinct_by_bic(stats, labels)]
@@ -351,14 +351,17 @@ def _as_mono(audio: np.ndarray) -> np.ndarray:
 
 
 class CpuDiarizer:
-    """VAD + GE2E embeddings + spectral clustering; safe to call from worker threads
+    """VAD + window embeddings + spectral clustering; safe to call from worker threads
     (no state is changed after load())."""
 
-    model_name = "resemblyzer-ge2e+webrtcvad+spectral"
-
-    def __init__(self) -> None:
-        self.encoder: SpeakerEncoder | None = None
+    def __init__(self, profile: Profile | None = None) -> None:
+        self.profile = profile or profile_named()
+        self.encoder: Encoder | None = None
         self._lock = threading.Lock()
+
+    @property
+    def model_name(self) -> str:
+        return f"webrtcvad + {self.profile.embedding_model} + spectral clustering"
 
     @property
     def loaded(self) -> bool:
@@ -368,13 +371,13 @@ class CpuDiarizer:
         with self._lock:
             if self.encoder is None:
                 try:
-                    self.encoder = SpeakerEncoder.load()
+                    self.encoder = self.profile.load()
                 except EngineError:
                     raise
                 except Exception as exc:
                     raise EngineError("load", f"speaker encoder: {exc}") from exc
 
-    def _ready(self) -> SpeakerEncoder:
+    def _ready(self) -> Encoder:
         if self.encoder is None:
             self.load()
         assert self.encoder is not None
@@ -387,7 +390,7 @@ class CpuDiarizer:
     def _diarize(self, audio: np.ndarray, max_speakers: int | None) -> Diarization:
         encoder = self._ready()
         flags = speech_frames(audio)
-        regions = speech_regions(flags)
+        regions = speech_regions(flags, self.profile.fill_gap_s)
         if not regions:
             return Diarization(turns=[])
         win = _embed_regions(encoder, audio, regions)
@@ -398,8 +401,7 @@ class CpuDiarizer:
         scores = frame_scores(win, cents, len(flags))
         return Diarization(turns=relabel_by_first_appearance(build_turns(scores, regions)))
 
-    @staticmethod
-    def _cluster(win: _Windows, max_speakers: int | None, audio: np.ndarray,
+    def _cluster(self, win: _Windows, max_speakers: int | None, audio: np.ndarray,
                  flags: np.ndarray) -> np.ndarray:
         """Cluster the long windows (smoothed); short ones join their nearest centroid."""
         max_k = MAX_SPEAKERS if max_speakers is None else max(1, int(max_speakers))
@@ -411,32 +413,60 @@ class CpuDiarizer:
         spans = [span for span, keep in zip(win.spans, long_) if keep]
         # an MFCC pass over the whole input: only worth it if clusters may be split
         stats = window_stats(audio, flags, FRAME, spans) if max_k > 1 else None
-        labels_long = cluster_windows(smooth[long_], max_k, stats)
+        labels_long = cluster_windows(smooth[long_], max_k, stats, self.profile)
         cents = _centroids(smooth[long_], labels_long)
         labels = (smooth @ cents.T).argmax(1)
         labels[long_] = labels_long
         return np.unique(labels, return_inverse=True)[1]
 
     def fingerprints(self, audio: np.ndarray, diarization: Diarization) -> dict[str, list[float]]:
-        """One L2-normalised 256-d voice embedding per speaker: the mean of the window
-        embeddings over that speaker's turns."""
+        """One L2-normalised voice embedding per speaker (see the module's step 5)."""
         return as_stage("fingerprint", lambda: self._fingerprints(_as_mono(audio), diarization))
 
     def _fingerprints(self, audio: np.ndarray, diarization: Diarization) -> dict[str, list[float]]:
         encoder = self._ready()
-        spans, owners = [], []
-        for turn in diarization.turns:
-            start = max(0, int(turn.start * SAMPLE_RATE))
-            end = min(len(audio), int(turn.end * SAMPLE_RATE))
-            for span in region_windows(start, end) if end - start >= FRAME else []:
-                spans.append(span)
-                owners.append(turn.speaker)
-        emb = encoder.embed_windows(audio, spans)
-        result = {}
-        for speaker in diarization.speakers:
-            rows = emb[[o == speaker for o in owners]]
-            if len(rows):
-                mean = rows.mean(axis=0)
-                result[speaker] = (mean / max(float(np.linalg.norm(mean)), 1e-12)).tolist()
-        return result
+        if self.profile.utterance_prints:
+            return {speaker: encoder.embed(speech).tolist() for speaker, speech
+                    in speaker_speech(audio, diarization, PRINT_SECONDS).items()}
+        return _mean_window_prints(encoder, audio, diarization)
 
+
+def speaker_speech(audio: np.ndarray, diarization: Diarization,
+                   cap_s: float) -> dict[str, np.ndarray]:
+    """Each speaker's turns joined in time order: their longest turns up to cap_s (long
+    turns carry the steadiest voice; the cap bounds the time an hour's print takes)."""
+    by_speaker: dict[str, list[tuple[int, int]]] = {}
+    for turn in diarization.turns:
+        start = max(0, int(turn.start * SAMPLE_RATE))
+        end = min(len(audio), int(turn.end * SAMPLE_RATE))
+        if end - start >= FRAME:
+            by_speaker.setdefault(turn.speaker, []).append((start, end))
+    out = {}
+    for speaker, spans in by_speaker.items():
+        chosen, total = [], 0
+        for start, end in sorted(spans, key=lambda s: s[0] - s[1]):  # longest first
+            if total >= cap_s * SAMPLE_RATE:
+                break
+            chosen.append((start, end))
+            total += end - start
+        out[speaker] = np.concatenate([audio[s:e] for s, e in sorted(chosen)])
+    return out
+
+
+def _mean_window_prints(encoder: Encoder, audio: np.ndarray,
+                        diarization: Diarization) -> dict[str, list[float]]:
+    """GE2E: the mean of the window embeddings over each speaker's turns."""
+    spans, owners = [], []
+    for turn in diarization.turns:
+        start = max(0, int(turn.start * SAMPLE_RATE))
+        end = min(len(audio), int(turn.end * SAMPLE_RATE))
+        for span in region_windows(start, end) if end - start >= FRAME else []:
+            spans.append(span)
+            owners.append(turn.speaker)
+    emb = encoder.embed_windows(audio, spans)
+    result = {}
+    for speaker in diarization.speakers:
+        rows = emb[[o == speaker for o in owners]]
+        if len(rows):
+            result[speaker] = _normalise(rows.mean(axis=0)).tolist()
+    return result

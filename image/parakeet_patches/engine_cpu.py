@@ -1,15 +1,16 @@
 """The CPU engine: speaker-attributed transcription with weights shipped in wheels.
 
 Recognition: Whisper tiny.en (faster-whisper) + PocketSphinx forced alignment (word times).
-Diarization: WebRTC VAD + GE2E speaker embeddings (resemblyzer's weights, run in
-numpy) + spectral clustering. No torch, nothing downloaded at run time.
+Diarization: WebRTC VAD + CAM++ speaker embeddings (3D-Speaker's weights, run with
+onnxruntime) + spectral clustering. No torch, nothing downloaded at run time.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from engine_base import Diarization, Transcript
+from engine_base import Diarization, EngineError, Transcript
+from speaker_profiles import profile_named
 
 
 class CpuEngine:
@@ -21,8 +22,12 @@ class CpuEngine:
         self._asr = None
         self._diarizer = None
         self.asr_model = "whisper/tiny.en+pocketsphinx-align"
-        self.diarizer_model = "webrtcvad + resemblyzer GE2E + spectral clustering"
-        self.embedding_model = "resemblyzer GE2E (numpy)"
+        try:
+            model = profile_named().embedding_model
+        except EngineError:  # a bad CPU_SPEAKER_MODEL: load() says so, in /health
+            model = "unknown"
+        self.diarizer_model = f"webrtcvad + {model} + spectral clustering"
+        self.embedding_model = model
 
     def load(self) -> None:
         # Imported here so a missing optional dependency shows in /health, not as a crash.

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +17,8 @@ from app.config import Settings
 from app.audio.pipeline import SpeakersResult, SpeakerSegment, ModelNames, VoicePrint, Voices
 from app.speakers.library import VoiceLibrary
 from app.audio.stitching import unit
-from app.speakers.matching import Known, assign
 from app.speakers.naming import clean_name, named
-from app.speakers.thresholds import GE2E_MODEL, threshold_for
+from app.speakers.thresholds import GE2E_MODEL
 from fake_speech import DIAR, URL, answer_speech
 from helpers import authed
 from speech_audio import wav_bytes
@@ -28,53 +26,6 @@ from speech_audio import wav_bytes
 
 def voice(*values: float, seconds: float = 30.0) -> VoicePrint:
     return VoicePrint(vector=list(unit(values)), seconds=seconds)
-
-
-def known(name: str, *values: float) -> Known:
-    return Known(name.lower(), name, unit(values))
-
-
-# -- matching ---------------------------------------------------------------------------
-
-
-def test_assignment_gives_each_name_once_to_the_closest_voice():
-    detected = {"Speaker_0": voice(1, 0.2, 0), "Speaker_1": voice(1, 0.1, 0)}
-    # Both resemble Alice; greedy in label order would give her to Speaker_0.
-    matches = assign(detected, [known("Alice", 1, 0.1, 0)], threshold=0.9, min_seconds=5)
-    assert {label: m.known.name for label, m in matches.items()} == {"Speaker_1": "Alice"}
-    assert matches["Speaker_1"].score == pytest.approx(1.0)
-
-
-def at(degrees: float) -> tuple[float, float]:
-    return math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
-
-
-def test_assignment_prefers_more_names_over_one_better_score():
-    # Speaker_0 is closest to Alice (5 degrees), but Speaker_1 matches only Alice (12
-    # degrees; Bob is 32 away, under the threshold of 18): greedy would name one speaker.
-    detected = {"Speaker_0": voice(*at(5)), "Speaker_1": voice(*at(-12))}
-    people = [known("Alice", *at(0)), known("Bob", *at(20))]
-    matches = assign(detected, people, threshold=math.cos(math.radians(18)), min_seconds=5)
-    assert {label: m.known.name for label, m in matches.items()} == \
-        {"Speaker_0": "Bob", "Speaker_1": "Alice"}
-
-
-def test_below_the_threshold_or_too_short_is_never_named():
-    detected = {"Speaker_0": voice(1, 0.5, 0), "Speaker_1": voice(0, 1, 0, seconds=2.0)}
-    people = [known("Alice", 1, 0, 0), known("Bob", 0, 1, 0)]
-    assert assign(detected, people, threshold=0.95, min_seconds=5) == {}
-
-
-def test_prints_of_another_size_are_ignored():
-    assert assign({"Speaker_0": voice(1, 0)}, [known("Alice", 1, 0, 0)], 0.5, 5) == {}
-
-
-def test_thresholds_per_model():
-    assert threshold_for(GE2E_MODEL) == pytest.approx(0.975)
-    assert threshold_for("nvidia/speakerverification_en_titanet_large") == 0.4
-    assert threshold_for("/models/titanet-small.nemo") == 0.4
-    assert threshold_for("some/ecapa") is None
-    assert threshold_for("some/ecapa", 0.6) == 0.6
 
 
 @pytest.mark.parametrize("raw, name", [("  Alice   Smith ", "Alice Smith"), ("O'Neil", "O'Neil"),
@@ -93,7 +44,7 @@ def test_names_that_would_confuse_labels_or_files_are_refused(raw):
 # -- the library on disk ----------------------------------------------------------------
 
 
-def test_library_keeps_prints_per_model_and_averages_them(tmp_path):
+def test_library_keeps_each_print_per_model(tmp_path):
     async def go() -> None:
         library = VoiceLibrary(tmp_path / "speakers.sqlite3")
         alice = await library.create("Alice")
@@ -102,8 +53,9 @@ def test_library_keeps_prints_per_model_and_averages_them(tmp_path):
         await library.add_sample(alice, "titanet", [0, 0, 1, 0], 10, "upload")
         people = await library.known("ge2e")
         assert [p.name for p in people] == ["Alice"]
-        assert people[0].vector == pytest.approx(unit([1, 1, 0]))
-        assert [len(p.vector) for p in await library.known("titanet")] == [4]
+        assert people[0].vectors.tolist() == [[1, 0, 0], [0, 1, 0]]  # one row per sample
+        assert people[0].score(unit([1, 0.1, 0])) == pytest.approx(unit([1, 0.1, 0])[0])
+        assert [p.dim for p in await library.known("titanet")] == [4]
         assert await library.known("other") == []
         shown = await library.get(alice)
         assert [(s.model, s.seconds, s.source) for s in shown.samples] == \
@@ -206,7 +158,7 @@ def test_enroll_from_a_job_then_rename_and_delete(tmp_path, monkeypatch):
         assert again.status_code == 409 and alice in again.json()["detail"]
         # matched at MIN_MATCH_S? the fake's speaker talks 2 s: too little to be named
         assert client.get(f"/api/audio/jobs/{job}/result").json()["speakers"] == \
-            [{"label": "Speaker_0", "name": None, "score": None}]
+            [{"label": "Speaker_0", "name": None, "score": None, "suggested": None}]
         renamed = client.patch(f"/api/speakers/{alice}", json={"name": "Alicia"})
         assert renamed.status_code == 200 and renamed.json()["name"] == "Alicia"
         assert client.delete(f"/api/speakers/{alice}").status_code == 204

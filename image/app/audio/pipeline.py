@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from ..config import Settings
 from ..errors import RemoteError, UpstreamHTTPError
+from ..speakers.thresholds import scale_for
 from .media import to_wav
 from .merge import SpeakerTurn, TimedWord, merge, talk_seconds
 from .speech_client import SpeechClient
@@ -49,12 +50,22 @@ class ModelNames(BaseModel):
     diarization: str
 
 
+class Suggestion(BaseModel):
+    """A near miss: the enrolled person this speaker resembles most, under the match
+    threshold (or a likely split of a person another speaker was named after)."""
+
+    name: str
+    score: float
+    same_as: str | None = None  # the label named `name`: likely one person split in two
+
+
 class SpeakerName(BaseModel):
     """A detected speaker and the known speaker it was matched to (if any)."""
 
     label: str  # the label diarization gave (Speaker_N); segments use `name` instead when set
     name: str | None = None  # the enrolled person's name, when the voice matched one
     score: float | None = None  # the cosine of the match (see GET /api/speakers for thresholds)
+    suggested: Suggestion | None = None  # never set together with `name`
 
 
 class SpeakersResult(BaseModel):
@@ -145,7 +156,10 @@ async def _chunked(client: SpeechClient, source: Path, work: Path,
 
     await progress("transcribing", 0, len(spans))
     results = await together(*(one(i) for i in range(len(spans))))
-    stitched = stitch([r for r, _ in results])
+    scale = scale_for(client.models.get("embedding", ""))
+    figures = {} if scale is None else {"same_voice": scale.same_voice,
+                                        "different_voice": scale.different_voice}
+    stitched = stitch([r for r, _ in results], **figures)
     return _Heard(stitched.words, stitched.turns, results[0][1], stitched.prints)
 
 

@@ -4,9 +4,13 @@ Each chunk is diarized on its own, so its labels are local (chunk 2's Speaker_0 
 be chunk 1's Speaker_2). Adjacent chunks share an overlap in which both heard the
 same voices: the Hungarian assignment on co-activity there (seconds both labels were
 active together) maps local labels to global ones, and the chunks' voice
-fingerprints veto a match between clearly different voices. A speaker silent in the
-overlap (say, back after a silent chunk) is recognised by fingerprint alone. Words
-and turns in an overlap are cut at its midpoint, so nothing is duplicated.
+fingerprints veto a match between clearly different voices. A label left unmatched
+is then compared with every global speaker before a new one is made: one silent in
+the overlap (say, back after a silent chunk) is recognised by fingerprint alone, and
+one whose voice is a global speaker already matched in this chunk is that speaker,
+split in two by the chunk's diarizer. The cosine figures are the embedding model's
+(speakers/thresholds.py). Words and turns in an overlap are cut at its midpoint, so
+nothing is duplicated.
 """
 
 from __future__ import annotations
@@ -120,8 +124,7 @@ def _match(previous: list[SpeakerTurn], local: list[SpeakerTurn], chunk: ChunkRe
                 names[labels[l]] = globals_[g]
     for label in labels:
         if label not in names:
-            names[label] = _returning(label, chunk, voices, set(names.values()),
-                                      same_voice) or voices.new()
+            names[label] = _returning(label, chunk, voices, same_voice) or voices.new()
     return names
 
 
@@ -138,12 +141,12 @@ def _coactivity(previous: list[SpeakerTurn], local: list[SpeakerTurn],
     return together
 
 
-def _returning(label: str, chunk: ChunkResult, voices: _Voices, taken: set[str],
+def _returning(label: str, chunk: ChunkResult, voices: _Voices,
                same_voice: float) -> str | None:
-    """The known speaker whose voice this label's fingerprint matches, if any."""
+    """The global speaker whose voice this label's fingerprint matches best, if any,
+    whether or not another label of this chunk was matched to them already."""
     vector = chunk.fingerprints.get(label)
-    scored = [(voices.similarity(name, vector) or -1.0, name)
-              for name in voices.names if name not in taken]
+    scored = [(voices.similarity(name, vector) or -1.0, name) for name in voices.names]
     best = max(scored, default=(-1.0, None))
     return best[1] if best[0] >= same_voice else None
 

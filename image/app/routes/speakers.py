@@ -16,7 +16,7 @@ from ..audio.uploads import form_schema
 from ..speakers import enroll
 from ..speakers.library import NameTaken, Speaker, TooManySamples, VoiceLibrary
 from ..speakers.naming import PersonName, clean_name
-from ..speakers.thresholds import MIN_ENROLL_S, MIN_MATCH_S, threshold_for
+from ..speakers.thresholds import MIN_ENROLL_S, MIN_MATCH_S, scale_for
 from .audio import speech_client, wedge_recovery
 
 router = APIRouter(prefix="/api/speakers", tags=["speakers"])
@@ -28,6 +28,8 @@ class SpeakerList(BaseModel):
     speakers: list[Speaker]
     model: str | None  # the speech server's embedding model (None until it has answered)
     threshold: float | None  # that model's match threshold (None: no names are given)
+    suggest_from: float | None = None  # scores from here to the threshold are suggestions
+    measured: bool | None = None  # the threshold was calibrated on real people here
     min_match_s: float = MIN_MATCH_S
     min_enroll_s: float = MIN_ENROLL_S
 
@@ -62,9 +64,11 @@ def _library(request: Request) -> VoiceLibrary:
 async def list_speakers(request: Request) -> SpeakerList:
     """Enrolled people with their samples (model, seconds, source; never the prints)."""
     model = _embedding_model(request)
-    threshold = threshold_for(model, request.app.state.settings.speaker_match_threshold) \
+    scale = scale_for(model, request.app.state.settings.speaker_match_threshold) \
         if model else None
-    return SpeakerList(speakers=await _library(request).all(), model=model, threshold=threshold)
+    return SpeakerList(speakers=await _library(request).all(), model=model,
+                       threshold=scale and scale.match, suggest_from=scale and scale.suggest,
+                       measured=scale and scale.measured)
 
 
 @router.post("", status_code=201, response_model=Speaker, openapi_extra=_enroll_body(named=True),

@@ -36,7 +36,11 @@ async def from_sample(client: SpeechClient, wav: Path) -> tuple[str, VoicePrint]
     total = sum(seconds.values())
     if len(ranked) > 1 and seconds[ranked[1]] >= OTHER_VOICE_SHARE * total:
         raise HTTPException(422, f"the sample holds {len(ranked)} voices; send a clip of "
-                                 "one person speaking, or enroll from a finished job")
+                                 "one person speaking, or enroll from a finished job. Two "
+                                 "recordings of one person joined in one file count as two "
+                                 "voices (rooms and microphones change a voice): enroll the "
+                                 "first, then add the second as another sample of that "
+                                 "person (POST /api/speakers/{id}/samples)")
     main = ranked[0]
     _enough(seconds[main], f"the sample has only {seconds[main]:.1f} s of speech")
     if main not in prints:

@@ -2,8 +2,9 @@
 
 A person has a name (unique, case-insensitive) and any number of samples; each sample
 is one print of one embedding model, stored as float32 with the seconds of speech
-behind it. Matching uses the mean of a person's prints of the model at hand; prints
-of other models are kept for when that model is used again, never compared.
+behind it. Matching scores a person by the closest of their prints of the model at
+hand (matching.py); prints of other models are kept for when that model is used
+again, never compared.
 
 Deleting is meant to remove the data, not hide it: `secure_delete` overwrites
 deleted rows in the file, and the write-ahead log is truncated after each delete.
@@ -30,7 +31,7 @@ from .matching import Known
 
 T = TypeVar("T")
 Source = Literal["upload", "job"]
-MAX_SAMPLES = 50  # per person and model: plenty to average, and the file stays small
+MAX_SAMPLES = 50  # per person and model: rooms and microphones enough, and the file stays small
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS speakers (
@@ -117,7 +118,7 @@ class VoiceLibrary:
         return await self._call(read)
 
     async def known(self, model: str) -> list[Known]:
-        """Each enrolled person's mean print of `model` (people without one are left out)."""
+        """Each enrolled person's prints of `model` (people without one are left out)."""
         def read(db: sqlite3.Connection) -> list[Known]:
             rows = db.execute("SELECT s.id, s.name, v.vector FROM voiceprints v JOIN speakers s "
                               "ON s.id = v.speaker_id WHERE v.model = ? ORDER BY s.id",
@@ -126,7 +127,7 @@ class VoiceLibrary:
             for speaker_id, name, blob in rows:
                 grouped.setdefault((speaker_id, name), []).append(
                     unit(np.frombuffer(blob, dtype=np.float32)))
-            return [Known(sid, name, unit(np.mean(vectors, axis=0)))
+            return [Known(sid, name, np.stack(vectors))
                     for (sid, name), vectors in grouped.items()]
         return await self._call(read)
 

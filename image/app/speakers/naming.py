@@ -12,10 +12,10 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
-from ..audio.pipeline import SpeakerName, SpeakersResult, Voices
+from ..audio.pipeline import SpeakerName, SpeakersResult, Suggestion, Voices
 from .library import VoiceLibrary
-from .matching import Match, assign
-from .thresholds import MIN_MATCH_S, threshold_for
+from .matching import Match, Verdict, assign
+from .thresholds import MIN_MATCH_S, scale_for
 
 _NAME = re.compile(r"[^\W_][\w .'’()-]*")
 MAX_NAME = 64
@@ -41,25 +41,32 @@ PersonName = Annotated[str, AfterValidator(clean_name)]
 async def named(result: SpeakersResult, voices: Voices, library: VoiceLibrary,
                 threshold_override: float | None = None) -> SpeakersResult:
     """The result with matched speakers' labels replaced by names, and `speakers`
-    saying which label each name replaced and with what score."""
-    matches = await _matches(voices, library, threshold_override)
+    saying which label each name replaced and with what score, or which person a
+    speaker under the threshold resembles (`suggested`)."""
+    verdict = await _verdict(voices, library, threshold_override)
     labels = list(dict.fromkeys([s.speaker for s in result.segments] + list(voices.prints)))
-    speakers = [_entry(label, matches.get(label)) for label in labels]
-    names = {label: m.known.name for label, m in matches.items()}
+    speakers = [_entry(label, verdict) for label in labels]
+    names = {label: m.known.name for label, m in verdict.named.items()}
     segments = [s.model_copy(update={"speaker": names.get(s.speaker, s.speaker)})
                 for s in result.segments]
     return result.model_copy(update={"segments": segments, "speakers": speakers})
 
 
-async def _matches(voices: Voices, library: VoiceLibrary,
-                   threshold_override: float | None) -> dict[str, Match]:
-    threshold = threshold_for(voices.model, threshold_override)
-    if threshold is None or not voices.prints:
-        return {}
-    return assign(voices.prints, await library.known(voices.model), threshold, MIN_MATCH_S)
+async def _verdict(voices: Voices, library: VoiceLibrary,
+                   threshold_override: float | None) -> Verdict:
+    scale = scale_for(voices.model, threshold_override)
+    if scale is None or not voices.prints:
+        return Verdict()
+    return assign(voices.prints, await library.known(voices.model), scale.match,
+                  MIN_MATCH_S, scale.suggest)
 
 
-def _entry(label: str, match: Match | None) -> SpeakerName:
-    if match is None:
+def _entry(label: str, verdict: Verdict) -> SpeakerName:
+    match: Match | None = verdict.named.get(label)
+    if match is not None:
+        return SpeakerName(label=label, name=match.known.name, score=match.score)
+    near = verdict.suggested.get(label)
+    if near is None:
         return SpeakerName(label=label)
-    return SpeakerName(label=label, name=match.known.name, score=match.score)
+    return SpeakerName(label=label, suggested=Suggestion(name=near.known.name, score=near.score,
+                                                         same_as=near.same_as))

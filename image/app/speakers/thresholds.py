@@ -1,36 +1,71 @@
-"""The cosine above which a detected voice is taken for an enrolled one, per model.
+"""Each embedding model's cosine scale: when a voice is named, suggested, or taken
+for the same voice across chunks.
 
 A print of one model never compares with a print of another, and each model's
-scores sit on their own scale, so each has its own threshold:
+scores sit on a scale of their own, so each model has its own figures. How each
+was chosen (and what was not measured) is in the README's "Known speakers" section;
+the benches that print them are bench/real_speaker_calibration.py (people) and
+bench/real_diarization.py (stitching, on real conversations).
 
-- The CPU engine's GE2E prints (resemblyzer weights, run in numpy): calibrated here
-  on espeak-ng voices by `bench/speaker_calibration.py` (figures in the README).
-  They are synthetic voices: on real speech the right value may differ.
-- TitaNet (the Spark's default EMBEDDING_MODEL): cosine 0.4, the operating point of
-  NeMo's own `EncDecSpeakerLabelModel.verify_speakers` (it compares (cos + 1) / 2
-  with 0.7). Not measured here: no pretrained TitaNet weights can be loaded on these
-  machines, and none was lent a GPU with them.
-
-An embedding model known to neither gets no names unless SPEAKER_MATCH_THRESHOLD
-says which threshold to use.
+An embedding model known to none gets no names unless SPEAKER_MATCH_THRESHOLD says
+which threshold to use (its suggestion band is then SUGGEST_BAND wide).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class VoiceScale:
+    match: float  # a person's best-sample cosine at or above this names the speaker
+    suggest: float  # at or above this (and under `match`): a suggestion to confirm
+    same_voice: float  # stitching: a chunk's speaker is a returning global speaker
+    different_voice: float  # stitching: under this, co-activity cannot make them one
+    measured: bool  # calibrated on real people's recordings here, or taken from docs
+
+
+# The CPU engine's default prints: 3D-Speaker's CAM++, run with onnxruntime.
+CAMPP_MODEL = "3D-Speaker CAM++ (onnx)"
+CAMPP = VoiceScale(match=0.55, suggest=0.45, same_voice=0.55, different_voice=0.25,
+                       measured=True)
+# The CPU engine's former prints (resemblyzer's GE2E weights in numpy).
 GE2E_MODEL = "resemblyzer GE2E (numpy)"
-GE2E_THRESHOLD = 0.975
-TITANET_THRESHOLD = 0.4  # = NeMo's 0.7 on its (cos + 1) / 2 scale
+GE2E = VoiceScale(match=0.90, suggest=0.85, same_voice=0.75, different_voice=0.4,
+                  measured=True)
+# TitaNet (the Spark's default EMBEDDING_MODEL): the operating point of NeMo's own
+# EncDecSpeakerLabelModel.verify_speakers ((cos + 1) / 2 against 0.7). Not measured
+# here: no pretrained TitaNet weights load on these machines. Stitching keeps the
+# figures it had before per-model scales (0.75 / 0.4), also unmeasured for TitaNet.
+TITANET = VoiceScale(match=0.4, suggest=0.3, same_voice=0.75, different_voice=0.4,
+                     measured=False)
+SUGGEST_BAND = 0.1  # under an overridden threshold
 
 MIN_MATCH_S = 5.0  # a detected speaker with less speech keeps their label
 MIN_ENROLL_S = 8.0  # an enrollment sample needs this much of one voice
 
 
+def scale_for(model: str, override: float | None = None) -> VoiceScale | None:
+    """The figures for prints of `model`; None when it is unknown and not overridden."""
+    scale = _known(model)
+    if override is None:
+        return scale
+    if scale is None:
+        return VoiceScale(override, override - SUGGEST_BAND, 0.75, 0.4, measured=False)
+    return replace(scale, match=override, suggest=override - (scale.match - scale.suggest))
+
+
 def threshold_for(model: str, override: float | None = None) -> float | None:
-    """The threshold for prints of `model`; None when it is unknown (no matching)."""
-    if override is not None:
-        return override
+    """The match threshold for prints of `model`; None: no names are given."""
+    scale = scale_for(model, override)
+    return None if scale is None else scale.match
+
+
+def _known(model: str) -> VoiceScale | None:
+    if model == CAMPP_MODEL:
+        return CAMPP
     if model == GE2E_MODEL:
-        return GE2E_THRESHOLD
+        return GE2E
     if "titanet" in model.lower():
-        return TITANET_THRESHOLD
+        return TITANET
     return None

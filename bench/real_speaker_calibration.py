@@ -1,0 +1,171 @@
+"""Known-speaker thresholds on real people (a benchmark; prints figures).
+
+Every print is made as the speech server makes it: the CPU diarizer runs on the
+recording and the print of its main speaker is kept. Recordings are the corpus's
+(tests/data/real: clips of one person joined) plus, with --extra DIR, one per file of
+DIR/<person>/*.wav (different sources per person: the tortoise-tts voices, never
+committed). Per embedding model (CPU_SPEAKER_MODEL: campplus, ge2e):
+
+1. verification: same-person pairs across different recordings, different-person
+   pairs; score ranges, EER; people split in two seeded halves, the threshold chosen
+   on one (the lowest that accepts no impostor pair there, plus MARGIN) and the
+   false-reject / false-accept rates at it on the other, held-out half;
+2. identification: half the people enrolled from their first recording (a second
+   recording as a second sample where they have three or more), then conversations
+   of 3-4 people (enrolled and not) assembled from other recordings, diarized, and
+   named by app.speakers.matching at the shipped figures: named right / wrong /
+   suggested / unnamed, and strangers named.
+
+    python bench/real_speaker_calibration.py --model campplus [--extra DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import random
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "image"), str(REPO / "image" / "parakeet_patches"),
+                str(REPO / "bench")]
+
+from app.audio.pipeline import VoicePrint  # noqa: E402
+from app.speakers.matching import Known, assign  # noqa: E402
+from app.speakers.thresholds import MIN_MATCH_S, scale_for  # noqa: E402
+from cpu_diarize import CpuDiarizer  # noqa: E402
+from real_diarization import people_pool  # noqa: E402  (bench/real_diarization.py)
+from testaudio import real  # noqa: E402
+from testaudio.evaluate import der_breakdown  # noqa: E402
+
+MARGIN = 0.02
+
+
+def main_print(diarizer: CpuDiarizer, audio: np.ndarray) -> np.ndarray | None:
+    found = diarizer.diarize(audio)
+    prints = diarizer.fingerprints(audio, found)
+    seconds: dict[str, float] = {}
+    for t in found.turns:
+        seconds[t.speaker] = seconds.get(t.speaker, 0) + t.end - t.start
+    if not seconds:
+        return None
+    return np.array(prints[max(seconds, key=seconds.__getitem__)])
+
+
+def half(person: str) -> int:
+    return zlib.crc32(person.encode()) % 2
+
+
+def eer(same: np.ndarray, diff: np.ndarray) -> tuple[float, float]:
+    """(EER, the threshold at it): where false rejects and false accepts meet."""
+    gaps = [(abs(np.mean(same < t) - np.mean(diff >= t)), t)
+            for t in np.unique(np.concatenate([same, diff]))]
+    at = min(gaps)[1]
+    return float((np.mean(same < at) + np.mean(diff >= at)) / 2), float(at)
+
+
+def verification(prints: dict[str, list[np.ndarray]]) -> float:
+    pairs = {0: ([], []), 1: ([], [])}  # half -> (same, different)
+    people = sorted(prints)
+    for p in people:
+        for a, b in itertools.combinations(prints[p], 2):
+            pairs[half(p)][0].append(float(a @ b))
+    for p, q in itertools.combinations(people, 2):
+        if half(p) == half(q):
+            pairs[half(p)][1].extend(float(a @ b) for a in prints[p] for b in prints[q])
+    same = np.array(pairs[0][0] + pairs[1][0])
+    diff = np.array(pairs[0][1] + pairs[1][1])
+    rate, at = eer(same, diff)
+    print(f"  same person, other recording: {len(same)} pairs, {same.min():.3f}-{same.max():.3f}"
+          f" (median {np.median(same):.3f}); different people: {len(diff)} pairs, "
+          f"{diff.min():.3f}-{diff.max():.3f} (median {np.median(diff):.3f})")
+    print(f"  EER {rate:.1%} at {at:.3f}")
+    chosen = float(np.max(pairs[0][1])) + MARGIN
+    held_same, held_diff = np.array(pairs[1][0]), np.array(pairs[1][1])
+    print(f"  threshold from half A (max impostor + {MARGIN}): {chosen:.3f}; on held-out half B: "
+          f"false rejects {np.sum(held_same < chosen)}/{len(held_same)}, false accepts "
+          f"{np.sum(held_diff >= chosen)}/{len(held_diff)}")
+    return chosen
+
+
+def identification(diarizer: CpuDiarizer, pool: dict[str, list[real.Recording]],
+                   model: str, tmp: Path, conversations: int) -> None:
+    scale = scale_for(model)
+    several = sorted(p for p, recs in pool.items() if len(recs) >= 2)
+    rng = random.Random(5)
+    enrolled = {p for p in several if rng.random() < 0.5}
+    library = [Known(p, p, np.stack([main_print(diarizer, r.audio()) for r in
+                                     pool[p][:1 + (len(pool[p]) >= 3)]]))
+               for p in sorted(enrolled)]
+    right = wrong = suggested = unnamed = strangers = stranger_total = counts = 0
+    ders = []
+    for index in range(conversations):
+        chosen = rng.sample(sorted(pool), 3 + index % 2)
+        recs = [rng.choice(pool[p][1 + (len(pool[p]) >= 3):] or pool[p]) if p in enrolled
+                else rng.choice(pool[p]) for p in chosen]
+        wav = tmp / f"ident-{index}.wav"
+        turns = real.conversation(recs, wav, seed=100 + index)
+        audio = real.read(wav)
+        found = diarizer.diarize(audio)
+        prints = diarizer.fingerprints(audio, found)
+        hyp = [(t.start, t.end, t.speaker) for t in found.turns]
+        parts = der_breakdown(turns, hyp, collar=0.25)
+        ders.append(parts.der)
+        counts += len(found.speakers) == len(chosen)
+        seconds: dict[str, float] = {}
+        for t in found.turns:
+            seconds[t.speaker] = seconds.get(t.speaker, 0) + t.end - t.start
+        detected = {label: VoicePrint(vector=v, seconds=seconds.get(label, 0))
+                    for label, v in prints.items()}
+        verdict = assign(detected, library, scale.match, MIN_MATCH_S, scale.suggest)
+        truth = {h: r for h, r in parts.mapping.items()}
+        for label in detected:
+            person = truth.get(label)
+            name = verdict.named.get(label)
+            if person in enrolled:
+                right += name is not None and name.known.name == person
+                wrong += name is not None and name.known.name != person
+                suggested += name is None and label in verdict.suggested
+                unnamed += name is None and label not in verdict.suggested
+            elif person is not None:
+                stranger_total += 1
+                strangers += name is not None
+    print(f"  {conversations} conversations, {len(enrolled)} people enrolled "
+          f"(threshold {scale.match}, suggestions from {scale.suggest}):")
+    print(f"  enrolled people heard: named right {right}, named wrong {wrong}, suggested "
+          f"{suggested}, unnamed {unnamed}; strangers named {strangers} of {stranger_total}")
+    print(f"  speaker count right {counts}/{conversations}, mean DER {np.mean(ders):.1%}, "
+          f"worst {np.max(ders):.1%}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="campplus", choices=["campplus", "ge2e"])
+    parser.add_argument("--extra", type=Path)
+    parser.add_argument("--conversations", type=int, default=30)
+    args = parser.parse_args()
+    os.environ["CPU_SPEAKER_MODEL"] = args.model
+    diarizer = CpuDiarizer()
+    diarizer.load()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        pool = people_pool(args.extra, Path(tmp))
+        prints = {p: [v for v in (main_print(diarizer, r.audio()) for r in recs)
+                      if v is not None] for p, recs in pool.items()}
+        print(f"{args.model} ({diarizer.profile.embedding_model}): {len(pool)} people, "
+              f"{sum(map(len, prints.values()))} recordings")
+        verification(prints)
+        identification(diarizer, pool, diarizer.profile.embedding_model, Path(tmp),
+                       args.conversations)
+    print(f"  {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""The CPU diarizer's speaker encoders and the figures each one's embeddings need
+(cpu_diarize.py uses them; CPU_SPEAKER_MODEL picks one, CAM++ by default)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from engine_base import EngineError
+
+
+class Encoder(Protocol):
+    def embed_windows(self, audio: np.ndarray, windows: list[tuple[int, int]]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Profile:
+    """An encoder and the figures its embeddings need. Two clusters are different
+    voices when their centroids (smoothed embeddings) are more than
+    distinct_distance * (1 + distinct_small / windows in the smaller one) apart in
+    cosine distance."""
+
+    name: str
+    embedding_model: str  # what /health reports; prints of different models never compare
+    load: Callable[[], Encoder]
+    distinct_distance: float
+    distinct_small: float
+    fill_gap_s: float  # VAD silences shorter than this are not a region boundary
+    utterance_prints: bool  # prints from one embedding of a speaker's speech
+
+
+def _campplus() -> Encoder:
+    from campplus import CamppEncoder
+    return CamppEncoder.load()
+
+
+def _ge2e() -> Encoder:
+    from speaker_encoder import SpeakerEncoder
+    return SpeakerEncoder.load()
+
+
+PROFILES = {
+    # Chosen on real people (bench/real_diarization.py: 20 conversations of 3-4 people
+    # assembled from different recordings, and the real multi-speaker clips): one real
+    # voice split by what was said sits 0.1-0.25 apart, two people 0.6-1.0.
+    "campplus": Profile("campplus", "3D-Speaker CAM++ (onnx)", _campplus,
+                        distinct_distance=0.3, distinct_small=1.0, fill_gap_s=0.4,
+                        utterance_prints=True),
+    # Tuned on 140 espeak conversations (35 s and 150 s, 1-4 voices): the closest voices
+    # (en-us+m3 / en-gb+m1) sat 0.074-0.11 apart, one voice split in two by what was
+    # said ~0.09 with 16 windows and ~0.15 with 3. On real people it merges voices.
+    "ge2e": Profile("ge2e", "resemblyzer GE2E (numpy)", _ge2e, distinct_distance=0.062,
+                    distinct_small=5.0, fill_gap_s=0.15, utterance_prints=False),
+}
+
+
+def profile_named(name: str | None = None) -> Profile:
+    """CPU_SPEAKER_MODEL's profile (campplus unless set)."""
+    name = (name or os.environ.get("CPU_SPEAKER_MODEL") or "campplus").strip().lower()
+    if name not in PROFILES:
+        raise EngineError("load", f"CPU_SPEAKER_MODEL={name!r} is not one of "
+                                  f"{', '.join(sorted(PROFILES))}")
+    return PROFILES[name]
