@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "image" / "parakeet_patches")]
 
@@ -32,12 +34,23 @@ from testaudio import real  # noqa: E402
 from testaudio.evaluate import der_breakdown  # noqa: E402
 
 
+# Folders of the tortoise-tts voices that are one person (pat2 is pat) or one voice
+# actress (rainbow and applejack): one person here. A file whose audio repeats another's
+# (pat/3.wav is pat/2.wav, re-encoded) counts once.
+SAME_PERSON = {"pat2": "pat", "rainbow": "applejack"}
+
+
 def people_pool(extra: Path | None, tmp: Path) -> dict[str, list[real.Recording]]:
     """Everyone with a recording: the corpus's people, plus --extra's."""
     pool = dict(real.recordings())
+    seen: set[tuple[int, float]] = set()
     for person in sorted(p for p in (extra.iterdir() if extra else []) if p.is_dir()):
-        pool[f"x-{person.name}"] = [_cut(f, f"x-{person.name}", tmp)
-                                    for f in sorted(person.glob("*.wav"))]
+        name = f"x-{SAME_PERSON.get(person.name, person.name)}"
+        for wav in sorted(person.glob("*.wav")):
+            audio = real.read(wav)
+            if (key := (len(audio), round(float(np.abs(audio).sum()), 0))) not in seen:
+                seen.add(key)
+                pool.setdefault(name, []).append(_cut(wav, name, tmp))
     return pool
 
 

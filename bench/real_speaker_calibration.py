@@ -96,7 +96,7 @@ def verification(prints: dict[str, list[np.ndarray]]) -> float:
 
 
 def identification(diarizer: CpuDiarizer, pool: dict[str, list[real.Recording]],
-                   model: str, tmp: Path, conversations: int) -> None:
+                   model: str, tmp: Path, conversations: int, thresholds: list[float]) -> None:
     scale = scale_for(model)
     several = sorted(p for p, recs in pool.items() if len(recs) >= 2)
     rng = random.Random(5)
@@ -104,8 +104,7 @@ def identification(diarizer: CpuDiarizer, pool: dict[str, list[real.Recording]],
     library = [Known(p, p, np.stack([main_print(diarizer, r.audio()) for r in
                                      pool[p][:1 + (len(pool[p]) >= 3)]]))
                for p in sorted(enrolled)]
-    right = wrong = suggested = unnamed = strangers = stranger_total = counts = 0
-    ders = []
+    heard, counts, ders = [], 0, []
     for index in range(conversations):
         chosen = rng.sample(sorted(pool), 3 + index % 2)
         recs = [rng.choice(pool[p][1 + (len(pool[p]) >= 3):] or pool[p]) if p in enrolled
@@ -115,21 +114,32 @@ def identification(diarizer: CpuDiarizer, pool: dict[str, list[real.Recording]],
         audio = real.read(wav)
         found = diarizer.diarize(audio)
         prints = diarizer.fingerprints(audio, found)
-        hyp = [(t.start, t.end, t.speaker) for t in found.turns]
-        parts = der_breakdown(turns, hyp, collar=0.25)
+        parts = der_breakdown(turns, [(t.start, t.end, t.speaker) for t in found.turns], 0.25)
         ders.append(parts.der)
         counts += len(found.speakers) == len(chosen)
         seconds: dict[str, float] = {}
         for t in found.turns:
             seconds[t.speaker] = seconds.get(t.speaker, 0) + t.end - t.start
-        detected = {label: VoicePrint(vector=v, seconds=seconds.get(label, 0))
-                    for label, v in prints.items()}
-        verdict = assign(detected, library, scale.match, MIN_MATCH_S, scale.suggest)
-        truth = {h: r for h, r in parts.mapping.items()}
+        heard.append(({label: VoicePrint(vector=v, seconds=seconds.get(label, 0))
+                       for label, v in prints.items()}, parts.mapping))
+    print(f"  {conversations} conversations of 3-4 people, {len(enrolled)} of {len(pool)} "
+          f"people enrolled; speaker count right {counts}/{conversations}, mean DER "
+          f"{np.mean(ders):.1%}, worst {np.max(ders):.1%}")
+    band = scale.match - scale.suggest
+    for threshold in thresholds or [scale.match]:
+        print(f"  at {threshold:.3f} (suggestions from {threshold - band:.3f}): "
+              + naming_rates(heard, library, enrolled, threshold, threshold - band))
+
+
+def naming_rates(heard, library, enrolled: set[str], threshold: float, suggest: float) -> str:
+    right = wrong = suggested = unnamed = short = strangers = stranger_total = 0
+    for detected, truth in heard:
+        verdict = assign(detected, library, threshold, MIN_MATCH_S, suggest)
         for label in detected:
-            person = truth.get(label)
-            name = verdict.named.get(label)
-            if person in enrolled:
+            person, name = truth.get(label), verdict.named.get(label)
+            if person in enrolled and detected[label].seconds < MIN_MATCH_S:
+                short += 1  # never named by design: too little speech
+            elif person in enrolled:
                 right += name is not None and name.known.name == person
                 wrong += name is not None and name.known.name != person
                 suggested += name is None and label in verdict.suggested
@@ -137,12 +147,10 @@ def identification(diarizer: CpuDiarizer, pool: dict[str, list[real.Recording]],
             elif person is not None:
                 stranger_total += 1
                 strangers += name is not None
-    print(f"  {conversations} conversations, {len(enrolled)} people enrolled "
-          f"(threshold {scale.match}, suggestions from {scale.suggest}):")
-    print(f"  enrolled people heard: named right {right}, named wrong {wrong}, suggested "
-          f"{suggested}, unnamed {unnamed}; strangers named {strangers} of {stranger_total}")
-    print(f"  speaker count right {counts}/{conversations}, mean DER {np.mean(ders):.1%}, "
-          f"worst {np.max(ders):.1%}")
+    heard_enrolled = right + wrong + suggested + unnamed
+    return (f"enrolled people named right {right}/{heard_enrolled}, wrong {wrong}, suggested "
+            f"{suggested}, unnamed {unnamed} (and {short} under {MIN_MATCH_S:g} s of speech); "
+            f"strangers named {strangers}/{stranger_total}")
 
 
 def main() -> None:
@@ -150,6 +158,8 @@ def main() -> None:
     parser.add_argument("--model", default="campplus", choices=["campplus", "ge2e"])
     parser.add_argument("--extra", type=Path)
     parser.add_argument("--conversations", type=int, default=30)
+    parser.add_argument("--thresholds", type=float, nargs="*", default=[],
+                        help="naming rates at these thresholds too (default: the shipped one)")
     args = parser.parse_args()
     os.environ["CPU_SPEAKER_MODEL"] = args.model
     diarizer = CpuDiarizer()
@@ -163,7 +173,7 @@ def main() -> None:
               f"{sum(map(len, prints.values()))} recordings")
         verification(prints)
         identification(diarizer, pool, diarizer.profile.embedding_model, Path(tmp),
-                       args.conversations)
+                       args.conversations, args.thresholds)
     print(f"  {time.perf_counter() - started:.0f} s")
 
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from speech_server import SpeechServer, start
+from testaudio import real
 from testaudio.generate import Conversation, make_conversation
 
 
@@ -22,8 +23,20 @@ def conversation(tmp_path_factory) -> Conversation:
 
 
 @pytest.fixture(scope="session")
+def real_conversation(tmp_path_factory):
+    """About 40 s of 3 real people from different recordings (tests/data/real):
+    (wav, reference turns). For the default engine (CAM++), which models real voices."""
+    folder = tmp_path_factory.mktemp("real-conversation")
+    _, wav, turns = next(real.assembled(real.recordings(), 1, folder))
+    return wav, turns
+
+
+@pytest.fixture(scope="session")
 def cpu_server(tmp_path_factory) -> Iterator[SpeechServer]:
-    yield from start("cpu", tmp_path_factory.mktemp("cpu-server"), {})
+    """The CPU engine with GE2E prints: the speech here is espeak-ng's, and to CAM++ (the
+    default, a model of real voices) two male espeak variants are one person (cosine
+    0.86). The default engine on real people: test_real_speakers.py."""
+    yield from start("cpu", tmp_path_factory.mktemp("cpu-server"), {"CPU_SPEAKER_MODEL": "ge2e"})
 
 
 @pytest.fixture(scope="session")

@@ -14,10 +14,14 @@ from fastapi.testclient import TestClient
 
 from app import client as cli
 from app.config import Settings
-from app.speakers.thresholds import GE2E_MODEL, GE2E_THRESHOLD
+from app.speakers.thresholds import GE2E_MODEL
 from helpers import authed, run_job, serving, wait_for
 from testaudio.generate import VOICES, Conversation, Line, Voice, make_conversation
 
+# espeak-ng voices sit on a scale of their own: different voices of one variant score
+# 0.93-0.96 with GE2E, so the plumbing below runs at the threshold calibrated on them
+# (SPEAKER_MATCH_THRESHOLD). Real people at the shipped figures: test_real_speakers.py.
+SYNTHETIC_THRESHOLD = 0.975
 # Enrolled: spk0 (en-us+m3) as Alice and spk1 (en+f3) as Bob; spk2 and spk3 stay unknown.
 ENROLLED = {"spk0": "Alice", "spk1": "Bob"}
 # Never enrolled, each the closest kind of voice to an enrolled one that the generator
@@ -38,7 +42,8 @@ def recordings(tmp_path_factory) -> dict[str, Conversation]:
 @pytest.fixture(scope="module")
 def settings(cpu_server, tmp_path_factory) -> Settings:
     return Settings(_env_file=None, parakeet_url=cpu_server.url,
-                    data_dir=tmp_path_factory.mktemp("data"))
+                    data_dir=tmp_path_factory.mktemp("data"),
+                    speaker_match_threshold=SYNTHETIC_THRESHOLD)
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +131,7 @@ def test_a_sample_of_one_voice_enrolls_and_a_mixed_one_is_refused(cpu_server, re
     solo = make_conversation(tmp_path / "solo", speakers=1, seconds=25, seed=45,
                              voices=[VOICES[3]])
     settings = Settings(_env_file=None, parakeet_url=cpu_server.url, data_dir=tmp_path / "d",
-                        poll_interval_s=0.5)
+                        poll_interval_s=0.5, speaker_match_threshold=SYNTHETIC_THRESHOLD)
     with authed(settings) as client:
         # before any request with prints, the model comes from the polled /health
         wait_for(lambda: client.get("/api/speakers").json()["model"] == GE2E_MODEL,
@@ -143,7 +148,7 @@ def test_a_sample_of_one_voice_enrolls_and_a_mixed_one_is_refused(cpu_server, re
     assert made.json()["samples"][0]["seconds"] >= 8
     assert mixed.status_code == 422 and "2 voices" in mixed.json()["detail"]
     assert [s["name"] for s in listed["speakers"]] == ["Dana"]
-    assert listed["threshold"] == GE2E_THRESHOLD
+    assert listed["threshold"] == SYNTHETIC_THRESHOLD
     truth = true_speakers(recordings["whole"].lines, body)
     assert truth == {"Dana": "spk3", **unnamed(truth)}, truth
 

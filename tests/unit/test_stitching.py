@@ -111,3 +111,71 @@ def test_without_fingerprints_the_overlap_alone_maps_labels(permutation):
     for turn in result.turns:
         real = true_speaker_at(truth, (turn.start + turn.end) / 2)
         assert turn.speaker == f"Speaker_{real.removeprefix('true')}"
+
+
+# Chunk A hears 0-60 s, chunk B 35-95 s. Voices: 16-d prints, one axis per person
+# (different people score about 0, under different_voice; a person's own prints about
+# 0.99, over same_voice).
+VOICE = {name: np.eye(16)[i] for i, name in enumerate(("true0", "true1", "true2"))}
+
+
+def heard(start: float, end: float, turns: list[tuple[float, float, str, str]]) -> ChunkResult:
+    """A chunk's diarization: (start, end, local label, whose voice the label's print is)."""
+    rng = np.random.default_rng(int(start))
+    prints = {label: list(VOICE[voice] + rng.normal(0, 0.02, 16))
+              for _, _, label, voice in turns}
+    return ChunkResult(start, end, [SpeakerTurn(a - start, b - start, label)
+                                    for a, b, label, _ in turns], [], prints)
+
+
+def labels_over(result, a: float, b: float) -> set[str]:
+    return {t.speaker for t in result.turns if t.start < b and t.end > a}
+
+
+FIRST = heard(0, 60, [(0, 20, "Speaker_0", "true0"), (20, 35, "Speaker_1", "true1"),
+                      (35, 45, "Speaker_0", "true0"), (45, 58, "Speaker_1", "true1")])
+
+
+def test_a_new_voice_in_a_later_chunk_is_a_new_speaker():
+    # true2 first speaks at 62 s, after the overlap: no co-activity maps them, and their
+    # print resembles nobody heard before (the returning-speaker threshold).
+    later = heard(35, 95, [(35, 45, "Speaker_1", "true0"), (45, 58, "Speaker_0", "true1"),
+                           (62, 95, "Speaker_2", "true2")])
+    result = stitch([FIRST, later])
+    assert result.speakers == ["Speaker_0", "Speaker_1", "Speaker_2"]
+    assert labels_over(result, 62, 95) == {"Speaker_2"}
+    assert labels_over(result, 0, 20) == {"Speaker_0"} and labels_over(result, 20, 35) == \
+        {"Speaker_1"}
+
+
+def test_a_diarizer_disagreement_in_the_overlap_does_not_merge_two_voices():
+    # Chunk B's diarizer gives most of true1's overlap speech (47-58 s) to the label of
+    # the new voice true2: co-activity alone would make true2 Speaker_1. Their prints
+    # veto it (different_voice); true1's own short label returns to Speaker_1 by print.
+    later = heard(35, 95, [(35, 45, "Speaker_0", "true0"), (45, 47, "Speaker_1", "true1"),
+                           (47, 58, "Speaker_2", "true2"), (62, 95, "Speaker_2", "true2")])
+    result = stitch([FIRST, later])
+    assert len(result.speakers) == 3
+    assert labels_over(result, 62, 95) == {"Speaker_2"}
+    assert labels_over(result, 45, 47) == {"Speaker_1"}
+
+
+def test_a_voice_split_in_two_within_a_chunk_stays_one_speaker():
+    # Chunk B's diarizer splits true0 in two labels; the second, silent in the overlap,
+    # is compared with every global speaker (also one matched in this chunk already):
+    # its print is Speaker_0's, so no third speaker appears.
+    later = heard(35, 95, [(35, 45, "Speaker_0", "true0"), (45, 58, "Speaker_1", "true1"),
+                           (62, 80, "Speaker_2", "true0"), (80, 95, "Speaker_1", "true1")])
+    result = stitch([FIRST, later])
+    assert result.speakers == ["Speaker_0", "Speaker_1"]
+    assert labels_over(result, 62, 80) == {"Speaker_0"}
+
+
+def test_thresholds_are_the_callers():
+    # The same split at a split_voice the prints do not reach: a third speaker (as
+    # GE2E's figures have it, whose close voices score like one voice's chunks).
+    later = heard(35, 95, [(35, 45, "Speaker_0", "true0"), (45, 58, "Speaker_1", "true1"),
+                           (62, 80, "Speaker_2", "true0")])
+    assert len(stitch([FIRST, later], split_voice=0.9999).speakers) == 3
+    assert len(stitch([FIRST, later], same_voice=0.9999).speakers) == 2  # not this bar
+    assert len(stitch([FIRST, later]).speakers) == 2

@@ -158,7 +158,8 @@ async def _chunked(client: SpeechClient, source: Path, work: Path,
     results = await together(*(one(i) for i in range(len(spans))))
     scale = scale_for(client.models.get("embedding", ""))
     figures = {} if scale is None else {"same_voice": scale.same_voice,
-                                        "different_voice": scale.different_voice}
+                                        "different_voice": scale.different_voice,
+                                        "split_voice": scale.split_voice}
     stitched = stitch([r for r, _ in results], **figures)
     return _Heard(stitched.words, stitched.turns, results[0][1], stitched.prints)
 

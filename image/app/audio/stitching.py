@@ -6,16 +6,17 @@ same voices: the Hungarian assignment on co-activity there (seconds both labels 
 active together) maps local labels to global ones, and the chunks' voice
 fingerprints veto a match between clearly different voices. A label left unmatched
 is then compared with every global speaker before a new one is made: one silent in
-the overlap (say, back after a silent chunk) is recognised by fingerprint alone, and
-one whose voice is a global speaker already matched in this chunk is that speaker,
-split in two by the chunk's diarizer. The cosine figures are the embedding model's
-(speakers/thresholds.py). Words and turns in an overlap are cut at its midpoint, so
+the overlap (say, back after a silent chunk) is recognised by fingerprint alone
+(same_voice), and one whose voice is a global speaker already matched in this chunk
+is that speaker, split in two by the chunk's diarizer (split_voice: a stricter bar,
+since the chunk's diarizer did hear two voices there). The cosine figures are the
+embedding model's (speakers/thresholds.py). Words and turns in an overlap are cut at its midpoint, so
 nothing is duplicated.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,6 +82,9 @@ class _Voices:
         if vector is not None:
             self.prints[name] = self.prints.get(name, 0) + unit(vector)
 
+    def untaken(self, taken: set[str]) -> list[str]:
+        return [name for name in self.names if name not in taken]
+
     def similarity(self, name: str, vector: Sequence[float] | None) -> float | None:
         if vector is None or name not in self.prints:
             return None
@@ -88,7 +92,8 @@ class _Voices:
 
 
 def stitch(chunks: Sequence[ChunkResult], *, min_coactive_s: float = 1.0,
-           same_voice: float = 0.75, different_voice: float = 0.4) -> Stitched:
+           same_voice: float = 0.75, different_voice: float = 0.4,
+           split_voice: float = 0.9) -> Stitched:
     voices = _Voices()
     turns: list[SpeakerTurn] = []
     words: list[TimedWord] = []
@@ -96,8 +101,8 @@ def stitch(chunks: Sequence[ChunkResult], *, min_coactive_s: float = 1.0,
     bounds = cuts([(c.start, c.end) for c in chunks])
     for chunk, (lo, hi) in zip(chunks, bounds):
         local = _absolute(chunk)
-        names = _match(previous, local, chunk, voices, min_coactive_s, same_voice,
-                       different_voice)
+        names = _match(previous, local, chunk, voices, min_coactive_s,
+                       (same_voice, different_voice, split_voice))
         for label, name in names.items():
             voices.add(name, chunk.fingerprints.get(label))
         mapped = [SpeakerTurn(t.start, t.end, names[t.speaker]) for t in local]
@@ -110,8 +115,9 @@ def stitch(chunks: Sequence[ChunkResult], *, min_coactive_s: float = 1.0,
 
 
 def _match(previous: list[SpeakerTurn], local: list[SpeakerTurn], chunk: ChunkResult,
-           voices: _Voices, min_coactive_s: float, same_voice: float,
-           different_voice: float) -> dict[str, str]:
+           voices: _Voices, min_coactive_s: float,
+           figures: tuple[float, float, float]) -> dict[str, str]:
+    same_voice, different_voice, split_voice = figures
     labels = sorted({t.speaker for t in local}, key=lambda s: _first(local, s))
     globals_ = sorted({t.speaker for t in previous})
     names: dict[str, str] = {}
@@ -124,7 +130,10 @@ def _match(previous: list[SpeakerTurn], local: list[SpeakerTurn], chunk: ChunkRe
                 names[labels[l]] = globals_[g]
     for label in labels:
         if label not in names:
-            names[label] = _returning(label, chunk, voices, same_voice) or voices.new()
+            taken = set(names.values())
+            names[label] = (_returning(label, chunk, voices, voices.untaken(taken), same_voice)
+                            or _returning(label, chunk, voices, taken, split_voice)
+                            or voices.new())
     return names
 
 
@@ -141,14 +150,14 @@ def _coactivity(previous: list[SpeakerTurn], local: list[SpeakerTurn],
     return together
 
 
-def _returning(label: str, chunk: ChunkResult, voices: _Voices,
-               same_voice: float) -> str | None:
-    """The global speaker whose voice this label's fingerprint matches best, if any,
-    whether or not another label of this chunk was matched to them already."""
+def _returning(label: str, chunk: ChunkResult, voices: _Voices, candidates: Iterable[str],
+               at_least: float) -> str | None:
+    """Of the candidate global speakers, the one whose voice this label's fingerprint
+    matches best, if it scores at_least."""
     vector = chunk.fingerprints.get(label)
-    scored = [(voices.similarity(name, vector) or -1.0, name) for name in voices.names]
+    scored = [(voices.similarity(name, vector) or -1.0, name) for name in candidates]
     best = max(scored, default=(-1.0, None))
-    return best[1] if best[0] >= same_voice else None
+    return best[1] if best[0] >= at_least else None
 
 
 def _absolute(chunk: ChunkResult) -> list[SpeakerTurn]:
