@@ -55,6 +55,9 @@ VOICES: tuple[Voice, ...] = (
     Voice("en-us+f2", 99, 145),
     Voice("en-gb+f4", 99, 160),
 )
+# Three voices that a model of real voices (the CPU engine's CAM++) also tells apart:
+# to it en-us+m3 and en-gb+m1 are one person (cosine 0.86), these pairs 0.3-0.5.
+DISTINCT_VOICES: tuple[Voice, ...] = (VOICES[0], VOICES[1], VOICES[4])
 
 
 @dataclass

@@ -42,7 +42,7 @@ def sim_settings(sim: SimSpark2, **overrides: Any) -> Settings:
                               if k != "SIM_SPARK2_DIR"}
     values.update(poll_interval_s=0.5, health_timeout_s=2, ssh_connect_timeout_s=2,
                   deep_check_timeout_s=3, deep_check_interval_s=3600, stop_grace_s=2,
-                  startup_grace_s=30, parakeet_memory_limit="600m",
+                  startup_grace_s=30, parakeet_memory_limit="1g",
                   data_dir=Path(tempfile.mkdtemp(prefix="control-", dir=sim.state.root)))
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -56,7 +56,8 @@ MAX_SPEAKERS = 8
 MAX_SPECTRAL_WINDOWS = 1500  # beyond (~19 min of speech) the O(n^3) affinity is skipped
 PRUNE_KEEP = 0.25  # row-wise affinity pruning: keep this share of each row
 PRUNE_FACTOR = 0.01
-PRINT_SECONDS = 90.0  # of a speaker's speech behind a CAM++ print (its longest turns)
+PRINT_SECONDS = 30.0  # of a speaker's speech behind a CAM++ print (its longest turns):
+# the calibration's recordings held 8-30 s; more costs memory and time, not accuracy
 
 
 @dataclass
@@ -104,10 +105,10 @@ def speech_regions(flags: np.ndarray, fill_gap_s: float = 0.4) -> list[tuple[int
 # ---------------------------------------------------------------- windows
 
 
-def region_windows(start: int, end: int) -> list[tuple[int, int]]:
-    """Sample ranges of WINDOW_S windows every HOP_S over [start, end), the last one
+def region_windows(start: int, end: int, hop_s: float = HOP_S) -> list[tuple[int, int]]:
+    """Sample ranges of WINDOW_S windows every hop_s over [start, end), the last one
     flush with the end; a region shorter than a window is one window."""
-    win, hop = int(WINDOW_S * SAMPLE_RATE), int(HOP_S * SAMPLE_RATE)
+    win, hop = int(WINDOW_S * SAMPLE_RATE), int(hop_s * SAMPLE_RATE)
     if end - start <= win:
         return [(start, end)]
     starts = list(range(start, end - win + 1, hop))
@@ -116,12 +117,12 @@ def region_windows(start: int, end: int) -> list[tuple[int, int]]:
     return [(s, s + win) for s in starts]
 
 
-def _embed_regions(encoder: Encoder, audio: np.ndarray,
-                   regions: list[tuple[int, int]]) -> _Windows:
+def _embed_regions(encoder: Encoder, audio: np.ndarray, regions: list[tuple[int, int]],
+                   hop_s: float = HOP_S) -> _Windows:
     spans: list[tuple[int, int]] = []
     owner: list[int] = []
     for idx, (start, end) in enumerate(regions):
-        for span in region_windows(start * FRAME, end * FRAME):
+        for span in region_windows(start * FRAME, end * FRAME, hop_s):
             if (span[1] - span[0]) / SAMPLE_RATE >= MIN_WINDOW_S:
                 spans.append(span)
                 owner.append(idx)
@@ -393,7 +394,7 @@ class CpuDiarizer:
         regions = speech_regions(flags, self.profile.fill_gap_s)
         if not regions:
             return Diarization(turns=[])
-        win = _embed_regions(encoder, audio, regions)
+        win = _embed_regions(encoder, audio, regions, self.profile.hop_s)
         if len(win.spans) == 0:
             return Diarization(turns=[])
         labels = self._cluster(win, max_speakers, audio, flags)

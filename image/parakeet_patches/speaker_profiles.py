@@ -14,6 +14,9 @@ from engine_base import EngineError
 
 
 class Encoder(Protocol):
+    """Prints of sample ranges; an encoder of a profile with utterance_prints also has
+    embed(audio) -> one print of the whole."""
+
     def embed_windows(self, audio: np.ndarray, windows: list[tuple[int, int]]) -> np.ndarray: ...
 
 
@@ -30,6 +33,7 @@ class Profile:
     distinct_distance: float
     distinct_small: float
     fill_gap_s: float  # VAD silences shorter than this are not a region boundary
+    hop_s: float  # between the starts of 1.5 s windows
     utterance_prints: bool  # prints from one embedding of a speaker's speech
 
 
@@ -53,12 +57,13 @@ PROFILES = {
     # people (README).
     "campplus": Profile("campplus", "3D-Speaker CAM++ (onnx)", _campplus,
                         distinct_distance=0.3, distinct_small=1.0, fill_gap_s=0.4,
-                        utterance_prints=True),
+                        hop_s=0.75, utterance_prints=True),
     # Tuned on 140 espeak conversations (35 s and 150 s, 1-4 voices): the closest voices
     # (en-us+m3 / en-gb+m1) sat 0.074-0.11 apart, one voice split in two by what was
     # said ~0.09 with 16 windows and ~0.15 with 3. On real people it merges voices.
     "ge2e": Profile("ge2e", "resemblyzer GE2E (numpy)", _ge2e, distinct_distance=0.062,
-                    distinct_small=5.0, fill_gap_s=0.15, utterance_prints=False),
+                    distinct_small=5.0, fill_gap_s=0.15, hop_s=0.75,
+                    utterance_prints=False),
 }
 
 

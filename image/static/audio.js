@@ -1,7 +1,8 @@
 // Audio panel: upload a recording, follow its job (SSE), then show the speaker
 // blocks with a timeline, a player and downloads. Speakers whose voice matches a
 // known speaker (speakers.js) carry that name in the result as the server serves it;
-// any other speaker can be saved as a known speaker from here.
+// any other speaker can be saved as a known speaker from here, and one whose voice
+// nearly matches someone (`suggested`) can be confirmed as that person in one press.
 
 import { api, fetchJSON, followJob, upload } from "./api.js";
 import { enrollTarget, refreshSpeakers, SPEAKERS_EVENT } from "./speakers.js";
@@ -24,7 +25,7 @@ const LIST_MS = 15000; // the job list is spark-control's own database, not the 
 let panel;
 let currentId = null; // the job shown
 let controller = null; // aborts the stream of a job no longer shown
-let view = null; // {job, result, entries: [{label, name, score, key}], speakers, blocks: [{seg, item}]}
+let view = null; // {job, result, entries: [{label, name, score, suggested, key}], speakers, blocks: [{seg, item}]}
 const audioUrls = new Map(); // job id → object URL of the file uploaded from this tab
 let listPoller = null;
 
@@ -235,14 +236,18 @@ async function loadResult(job) {
 }
 
 // The speakers heard, in order: {label (Speaker_N), name and score when the voice
-// matched a known speaker, key: what the segments call them (the name, or the label)}.
+// matched a known speaker, suggested: {name, score, same_as} when it nearly matched
+// one (never with a name), key: what the segments call them (the name, or the label)}.
 // Results without `speakers` (matching off) fall back to the segments' labels.
 function speakersOf(result) {
   const heard = new Set(result.segments.map((s) => s.speaker));
   const entries = (result.speakers ?? []).map((s) => ({ label: s.label, name: s.name ?? null,
-    score: s.score ?? null, key: s.name || s.label })).filter((e) => heard.has(e.key));
+    score: s.score ?? null, suggested: s.name ? null : s.suggested ?? null, key: s.name || s.label }))
+    .filter((e) => heard.has(e.key));
   for (const spk of heard) {
-    if (!entries.some((e) => e.key === spk)) entries.push({ label: spk, name: null, score: null, key: spk });
+    if (!entries.some((e) => e.key === spk)) {
+      entries.push({ label: spk, name: null, score: null, suggested: null, key: spk });
+    }
   }
   return entries;
 }
@@ -279,8 +284,25 @@ function matchTitle(entry) {
   return `${entry.label} matched the enrolled voice of ${entry.name}${score}`;
 }
 
+// A near miss in words: "Alice? — confirm", or when Alice is another speaker of this
+// recording, that this one is probably her too (the diarizer split one voice in two).
+function suggestionText({ name, same_as: sameAs }) {
+  return sameAs ? `${name}? — probably the same person as ${name} (${sameAs}); confirm`
+                : `${name}? — confirm`;
+}
+
+function suggestionTitle(entry) {
+  const { name, score, same_as: sameAs } = entry.suggested;
+  const match = `match ${score.toFixed(3)}, just under the threshold`;
+  const split = sameAs ? `; ${sameAs} is ${name} in this recording, so this is most likely ` +
+    `${name} split in two` : "";
+  return `${entry.label} resembles the enrolled voice of ${name} (${match})${split}. ` +
+    `Confirm adds ${entry.label}'s voice in this recording as a sample of ${name}.`;
+}
+
 // The legend: a matched speaker shows the name and the score; any other one can be
-// saved as a known speaker (a new person, or one more sample of an enrolled one).
+// saved as a known speaker (a new person, or one more sample of an enrolled one), and
+// a near miss offers to confirm the person it resembles.
 function renderSpeakers() {
   const talk = {};
   for (const s of view.result.segments) talk[s.speaker] = (talk[s.speaker] ?? 0) + s.end_ms - s.start_ms;
@@ -306,8 +328,20 @@ function renderSpeakers() {
     });
     return el("div", { class: "speaker", dataset: { speakerLegend: entry.label }, style },
       swatch, el("span", { class: "speaker-name", tabindex: "-1" }, entry.label),
-      el("span", { class: "muted" }, clock(talk[entry.key])), form);
+      el("span", { class: "muted" }, clock(talk[entry.key])),
+      entry.suggested ? suggestion(entry) : null, form);
   }));
+}
+
+function suggestion(entry) {
+  const { name } = entry.suggested;
+  const confirm = el("button", { type: "button", class: "btn btn-small btn-primary",
+    dataset: { action: "confirm-suggestion", confirmSuggestion: entry.label },
+    "aria-label": `Confirm that ${entry.label} is ${name}`,
+    onclick: () => confirmSuggestion(entry) }, "Confirm");
+  return el("span", { class: "suggestion", dataset: { suggestion: entry.label, suggestedName: name },
+                      title: suggestionTitle(entry) },
+    el("span", { dataset: { suggestionText: "" } }, suggestionText(entry.suggested)), confirm);
 }
 
 // "This is Alice": enroll the job's speaker, or add it as a sample when Alice is
@@ -334,16 +368,51 @@ async function enrollSpeaker(entry, input) {
   }
   refreshSpeakers(); // the Known speakers panel
   if (currentId !== job.id) return;
-  await loadResult(job);
-  const now = view?.entries.find((e) => e.label === entry.label);
+  const named = await reloadNamed(job, entry.label);
   const saved = person ? `${entry.label} was added to ${person.name} as one more sample`
                        : `${entry.label} is saved as ${name}`;
-  if (now?.name) {
+  if (named) {
     enrollMessage(`${saved}: this recording, its downloads and later recordings name them.`, "ok");
   } else {
     enrollMessage(`${saved}, but their voice in this recording is still not matched.`, "info");
   }
-  $(`[data-speaker-legend="${CSS.escape(entry.label)}"] .speaker-name`, panel)?.focus();
+}
+
+// "Yes, that is Alice": one more sample of the enrolled Alice from this job's speaker;
+// then the result is fetched again, which names them if the sample makes them match.
+async function confirmSuggestion(entry) {
+  const job = view.job;
+  const { name } = entry.suggested;
+  const controls = $("[data-speakers]", panel).querySelectorAll("input, button");
+  for (const control of controls) control.disabled = true;
+  enrollMessage(`Adding ${entry.label} to ${name}…`);
+  try {
+    const { person, path } = enrollTarget(name, await refreshSpeakers());
+    if (!person) throw new Error(`${name} is no longer enrolled`);
+    await fetchJSON(path, { method: "POST", json: { job_id: job.id, label: entry.label } });
+  } catch (err) {
+    if (currentId !== job.id) return;
+    for (const control of controls) control.disabled = false;
+    enrollMessage(`${entry.label} was not added to ${name}: ${err.message}`, "error");
+    $(`[data-confirm-suggestion="${CSS.escape(entry.label)}"]`, panel)?.focus();
+    return;
+  }
+  refreshSpeakers(); // the Known speakers panel
+  if (currentId !== job.id) return;
+  const saved = `${entry.label} was added as a sample of ${name}`;
+  if (await reloadNamed(job, entry.label)) {
+    enrollMessage(`${saved}: this recording, its downloads and later recordings name them.`, "ok");
+  } else {
+    enrollMessage(`${saved}, but their voice in this recording is still not matched.`, "info");
+  }
+}
+
+// Fetch the result again after a sample was saved from `label`, put the keyboard back
+// on that speaker's legend entry, and say whether the result now names them.
+async function reloadNamed(job, label) {
+  await loadResult(job);
+  $(`[data-speaker-legend="${CSS.escape(label)}"] .speaker-name`, panel)?.focus();
+  return Boolean(view?.entries.find((e) => e.label === label)?.name);
 }
 
 // One lane per speaker: who speaks when, at a glance. Click a lane to seek there.
@@ -402,6 +471,7 @@ function renderBlocks() {
         el("button", { type: "button", class: "time", dataset: { action: "seek" },
                        "aria-label": `Play from ${clock(seg.start_ms)}` },
           `${clock(seg.start_ms)}–${clock(seg.end_ms)}`),
+        entry?.suggested ? suggestionMark(entry) : null,
         entry && !entry.name ? nameButton(entry.label) : null),
       el("p", { class: "text", dataset: { text: "" } }, seg.text));
     item.addEventListener("click", (e) => {
@@ -413,6 +483,12 @@ function renderBlocks() {
   });
   list.replaceChildren(...view.blocks.map((b) => b.item));
   $("[data-no-speech]", panel).hidden = view.blocks.length > 0;
+}
+
+// A near miss on each of the speaker's blocks, in words: "Alice?" (confirmed in the legend).
+function suggestionMark(entry) {
+  return el("span", { class: "suggested-mark", dataset: { suggestedMark: entry.label },
+                      title: suggestionTitle(entry) }, `${entry.suggested.name}?`);
 }
 
 // "Who is this?" on a block of an unnamed speaker: to that speaker's name field in the

@@ -164,9 +164,10 @@ def dashboard(browser) -> Iterator[Callable[[Settings], Dashboard]]:
 
 @pytest.fixture(scope="session")
 def conversation(tmp_path_factory):
-    """45 s, 3 speakers (espeak-ng, seeded): the one tests/speech uses, so the CPU
-    engine is known to tell its speakers apart."""
-    from testaudio.generate import make_conversation
+    """45 s, 3 espeak-ng voices (seeded) that the CPU engine's default encoder (CAM++,
+    a model of real voices) tells apart: en-us+m3, en+f3 and en-gb+f4 (two male espeak
+    variants are one person to it)."""
+    from testaudio.generate import DISTINCT_VOICES, make_conversation
 
     return make_conversation(tmp_path_factory.mktemp("conversation"), speakers=3,
-                             seconds=45, seed=11)
+                             seconds=45, seed=11, voices=list(DISTINCT_VOICES))
