@@ -39,7 +39,7 @@ def test_cards_show_the_real_states(sim, dashboard):
     assert api["parakeet-asr"]["models"]
     for model in api["parakeet-asr"]["models"]:
         expect(asr.locator('[data-field="models"]')).to_contain_text(model)
-    expect(asr.locator('[data-field="memory"]')).to_contain_text("/ 600 MiB")  # the cap
+    expect(asr.locator('[data-field="memory"]')).to_contain_text("/ 1.0 GiB")  # the cap
     expect(tts.locator('[data-field="memory"]')).to_contain_text("no cap")
     expect(asr.locator('[data-field="deep_check"]')).to_have_text("not run yet")
 

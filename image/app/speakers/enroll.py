@@ -40,7 +40,7 @@ async def from_sample(client: SpeechClient, wav: Path) -> tuple[str, VoicePrint]
                                  "recordings of one person joined in one file count as two "
                                  "voices (rooms and microphones change a voice): enroll the "
                                  "first, then add the second as another sample of that "
-                                 "person (POST /api/speakers/{id}/samples)")
+                                 "person (POST /api/speakers/ID/samples)")
     main = ranked[0]
     _enough(seconds[main], f"the sample has only {seconds[main]:.1f} s of speech")
     if main not in prints:
