@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "image"), str(REPO / "image" / "parakeet_patches"),
                 str(REPO / "bench")]
 
+from app.audio.merge import talk_seconds  # noqa: E402
 from app.audio.pipeline import VoicePrint  # noqa: E402
 from app.speakers.matching import Known, assign  # noqa: E402
 from app.speakers.thresholds import MIN_MATCH_S, scale_for  # noqa: E402
@@ -46,17 +47,6 @@ from testaudio import real  # noqa: E402
 from testaudio.evaluate import der_breakdown  # noqa: E402
 
 MARGIN = 0.02
-
-
-def main_print(diarizer: CpuDiarizer, audio: np.ndarray) -> np.ndarray | None:
-    found = diarizer.diarize(audio)
-    prints = diarizer.fingerprints(audio, found)
-    seconds: dict[str, float] = {}
-    for t in found.turns:
-        seconds[t.speaker] = seconds.get(t.speaker, 0) + t.end - t.start
-    if not seconds:
-        return None
-    return np.array(prints[max(seconds, key=seconds.__getitem__)])
 
 
 def half(person: str) -> int:
@@ -96,13 +86,13 @@ def verification(prints: dict[str, list[np.ndarray]]) -> float:
 
 
 def identification(diarizer: CpuDiarizer, pool: dict[str, list[real.Recording]],
-                   model: str, tmp: Path, conversations: int, thresholds: list[float]) -> None:
-    scale = scale_for(model)
+                   prints: dict[str, list[np.ndarray | None]], tmp: Path, conversations: int,
+                   thresholds: list[float]) -> None:
+    scale = scale_for(diarizer.profile.embedding_model)
     several = sorted(p for p, recs in pool.items() if len(recs) >= 2)
     rng = random.Random(5)
     enrolled = {p for p in several if rng.random() < 0.5}
-    library = [Known(p, p, np.stack([main_print(diarizer, r.audio()) for r in
-                                     pool[p][:1 + (len(pool[p]) >= 3)]]))
+    library = [Known(p, p, np.stack(prints[p][:1 + (len(pool[p]) >= 3)]))
                for p in sorted(enrolled)]
     heard, counts, ders = [], 0, []
     for index in range(conversations):
@@ -117,9 +107,7 @@ def identification(diarizer: CpuDiarizer, pool: dict[str, list[real.Recording]],
         parts = der_breakdown(turns, [(t.start, t.end, t.speaker) for t in found.turns], 0.25)
         ders.append(parts.der)
         counts += len(found.speakers) == len(chosen)
-        seconds: dict[str, float] = {}
-        for t in found.turns:
-            seconds[t.speaker] = seconds.get(t.speaker, 0) + t.end - t.start
+        seconds = talk_seconds(found.turns)
         heard.append(({label: VoicePrint(vector=v, seconds=seconds.get(label, 0))
                        for label, v in prints.items()}, parts.mapping))
     print(f"  {conversations} conversations of 3-4 people, {len(enrolled)} of {len(pool)} "
@@ -167,13 +155,12 @@ def main() -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         pool = people_pool(args.extra, Path(tmp))
-        prints = {p: [v for v in (main_print(diarizer, r.audio()) for r in recs)
-                      if v is not None] for p, recs in pool.items()}
+        prints = {p: [real.main_print(diarizer, r.audio()) for r in recs]
+                  for p, recs in pool.items()}
         print(f"{args.model} ({diarizer.profile.embedding_model}): {len(pool)} people, "
-              f"{sum(map(len, prints.values()))} recordings")
-        verification(prints)
-        identification(diarizer, pool, diarizer.profile.embedding_model, Path(tmp),
-                       args.conversations, args.thresholds)
+              f"{sum(v is not None for vs in prints.values() for v in vs)} recordings")
+        verification({p: [v for v in vs if v is not None] for p, vs in prints.items()})
+        identification(diarizer, pool, prints, Path(tmp), args.conversations, args.thresholds)
     print(f"  {time.perf_counter() - started:.0f} s")
 
 

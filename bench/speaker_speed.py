@@ -52,11 +52,11 @@ def long_recording(path: Path, minutes: float) -> Path:
     raise AssertionError("unreachable")
 
 
-def timed(call) -> float:
+def timed(call) -> tuple[float, httpx.Response]:
     started = time.perf_counter()
     response = call()
     assert response.status_code == 200, response.text[:500]
-    return time.perf_counter() - started
+    return time.perf_counter() - started, response
 
 
 def measure(model: str, wav: Path, tmp: Path) -> tuple[float, float, int]:
@@ -64,18 +64,12 @@ def measure(model: str, wav: Path, tmp: Path) -> tuple[float, float, int]:
     url = next(server).url
     try:
         with wav.open("rb") as f:
-            alone = timed(lambda: httpx.post(f"{url}/v1/audio/transcriptions", timeout=3600,
-                                             files={"file": (wav.name, f, "audio/wav")}))
+            alone, _ = timed(lambda: httpx.post(f"{url}/v1/audio/transcriptions", timeout=3600,
+                                                files={"file": (wav.name, f, "audio/wav")}))
         settings = Settings(_env_file=None, parakeet_url=url, data_dir=tmp / f"data-{model}")
         with authed(settings) as client, wav.open("rb") as f:
-            response = None
-
-            def whole():
-                nonlocal response
-                response = client.post("/api/audio/transcribe-with-speakers",
-                                       files={"file": (wav.name, f, "audio/wav")})
-                return response
-            total = timed(whole)
+            total, response = timed(lambda: client.post(
+                "/api/audio/transcribe-with-speakers", files={"file": (wav.name, f, "audio/wav")}))
         return alone, total, response.json()["speakers_detected"]
     finally:
         server.close()

@@ -87,12 +87,17 @@ def write(path: Path, audio: np.ndarray) -> Path:
     return path
 
 
+def _loud(samples: np.ndarray, floor_db: float) -> np.ndarray:
+    """Per 20 ms frame (320 samples): within floor_db of the clip's loudest frame."""
+    frames = len(samples) // 320
+    rms = np.sqrt(np.mean(samples[:frames * 320].reshape(frames, 320) ** 2, axis=1) + 1e-12)
+    return 20 * np.log10(rms / rms.max()) > floor_db
+
+
 def trimmed(samples: np.ndarray, floor_db: float = -35.0) -> np.ndarray:
     """The clip without the silence at its ends (20 ms frames more than floor_db under
     its loudest frame): a reference turn then covers speech, not a recording's lead-in."""
-    frames = len(samples) // 320
-    rms = np.sqrt(np.mean(samples[:frames * 320].reshape(frames, 320) ** 2, axis=1) + 1e-12)
-    loud = np.flatnonzero(20 * np.log10(rms / rms.max()) > floor_db)
+    loud = np.flatnonzero(_loud(samples, floor_db))
     return samples[loud[0] * 320:(loud[-1] + 1) * 320] if len(loud) else samples
 
 
@@ -101,11 +106,8 @@ def speech_spans(samples: np.ndarray, floor_db: float = -35.0,
     """(start, end) seconds of speech in a clip: 20 ms frames within floor_db of its
     loudest, pauses shorter than fill_s filled (a reference turn is speech, and the
     0.3 s gaps between spoken digits do not cut it into pieces the collar hides)."""
-    frames = len(samples) // 320
-    rms = np.sqrt(np.mean(samples[:frames * 320].reshape(frames, 320) ** 2, axis=1) + 1e-12)
-    loud = 20 * np.log10(rms / rms.max()) > floor_db
     spans: list[list[float]] = []
-    for i in np.flatnonzero(loud):
+    for i in np.flatnonzero(_loud(samples, floor_db)):
         start, end = i * 0.02, (i + 1) * 0.02
         if spans and start - spans[-1][1] < fill_s:
             spans[-1][1] = end
@@ -172,6 +174,17 @@ def conversation(people: Sequence[Recording], path: Path, seed: int,
         t += (len(samples) + len(gap)) / RATE
     write(path, np.concatenate(audio))
     return turns
+
+
+def main_print(diarizer, audio: np.ndarray) -> np.ndarray | None:
+    """The print of the speaker who talks most in `audio`, as the speech server makes
+    prints (a CpuDiarizer's diarize, then fingerprints); None without speech."""
+    found = diarizer.diarize(audio)
+    prints = diarizer.fingerprints(audio, found)
+    talk: dict[str, float] = {}
+    for turn in found.turns:
+        talk[turn.speaker] = talk.get(turn.speaker, 0.0) + turn.end - turn.start
+    return np.array(prints[max(talk, key=talk.__getitem__)]) if talk else None
 
 
 def source(speaker: str) -> str:

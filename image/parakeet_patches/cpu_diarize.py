@@ -362,7 +362,7 @@ class CpuDiarizer:
 
     @property
     def model_name(self) -> str:
-        return f"webrtcvad + {self.profile.embedding_model} + spectral clustering"
+        return self.profile.diarizer_model
 
     @property
     def loaded(self) -> bool:
@@ -437,11 +437,8 @@ def speaker_speech(audio: np.ndarray, diarization: Diarization,
     """Each speaker's turns joined in time order: their longest turns up to cap_s (long
     turns carry the steadiest voice; the cap bounds the time an hour's print takes)."""
     by_speaker: dict[str, list[tuple[int, int]]] = {}
-    for turn in diarization.turns:
-        start = max(0, int(turn.start * SAMPLE_RATE))
-        end = min(len(audio), int(turn.end * SAMPLE_RATE))
-        if end - start >= FRAME:
-            by_speaker.setdefault(turn.speaker, []).append((start, end))
+    for speaker, start, end in _turn_spans(audio, diarization):
+        by_speaker.setdefault(speaker, []).append((start, end))
     out = {}
     for speaker, spans in by_speaker.items():
         chosen, total = [], 0
@@ -454,16 +451,26 @@ def speaker_speech(audio: np.ndarray, diarization: Diarization,
     return out
 
 
+def _turn_spans(audio: np.ndarray, diarization: Diarization) -> list[tuple[str, int, int]]:
+    """(speaker, start, end) sample ranges of the turns, clipped to the audio; turns
+    shorter than a VAD frame are left out."""
+    spans = []
+    for turn in diarization.turns:
+        start = max(0, int(turn.start * SAMPLE_RATE))
+        end = min(len(audio), int(turn.end * SAMPLE_RATE))
+        if end - start >= FRAME:
+            spans.append((turn.speaker, start, end))
+    return spans
+
+
 def _mean_window_prints(encoder: Encoder, audio: np.ndarray,
                         diarization: Diarization) -> dict[str, list[float]]:
     """GE2E: the mean of the window embeddings over each speaker's turns."""
     spans, owners = [], []
-    for turn in diarization.turns:
-        start = max(0, int(turn.start * SAMPLE_RATE))
-        end = min(len(audio), int(turn.end * SAMPLE_RATE))
-        for span in region_windows(start, end) if end - start >= FRAME else []:
+    for speaker, start, end in _turn_spans(audio, diarization):
+        for span in region_windows(start, end):
             spans.append(span)
-            owners.append(turn.speaker)
+            owners.append(speaker)
     emb = encoder.embed_windows(audio, spans)
     result = {}
     for speaker in diarization.speakers:

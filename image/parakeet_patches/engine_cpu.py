@@ -23,11 +23,11 @@ class CpuEngine:
         self._diarizer = None
         self.asr_model = "whisper/tiny.en+pocketsphinx-align"
         try:
-            model = profile_named().embedding_model
+            profile = profile_named()
+            self.diarizer_model, self.embedding_model = (profile.diarizer_model,
+                                                         profile.embedding_model)
         except EngineError:  # a bad CPU_SPEAKER_MODEL: load() says so, in /health
-            model = "unknown"
-        self.diarizer_model = f"webrtcvad + {model} + spectral clustering"
-        self.embedding_model = model
+            self.diarizer_model = self.embedding_model = "unknown"
 
     def load(self) -> None:
         # Imported here so a missing optional dependency shows in /health, not as a crash.

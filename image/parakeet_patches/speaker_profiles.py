@@ -36,6 +36,10 @@ class Profile:
     hop_s: float  # between the starts of 1.5 s windows
     utterance_prints: bool  # prints from one embedding of a speaker's speech
 
+    @property
+    def diarizer_model(self) -> str:
+        return f"webrtcvad + {self.embedding_model} + spectral clustering"
+
 
 def _campplus() -> Encoder:
     from campplus import CamppEncoder

@@ -89,20 +89,13 @@ def test_prints_of_one_person_score_above_prints_of_others(diarizer):
     the lowest same-person score beats the highest different-person one."""
     recs = real.recordings()
     people = ["vctk-p225", "vctk-p226", "vctk-p227", "vctk-p228", "eagle-1"]
-    prints = {p: [main_print(diarizer, r.audio()) for r in recs[p][:2]] for p in people}
+    prints = {p: [real.main_print(diarizer, r.audio()) for r in recs[p][:2]] for p in people}
     same = [float(a @ b) for a, b in (prints[p] for p in people)]
     other = [float(prints[p][0] @ prints[q][1]) for p in people for q in people if p != q]
     assert min(same) > max(other)
     for vectors in prints.values():
         assert all(v.shape == (campplus.DIM,) and abs(np.linalg.norm(v) - 1) < 1e-5
                    for v in vectors)
-
-
-def main_print(diarizer: CpuDiarizer, audio: np.ndarray) -> np.ndarray:
-    found = diarizer.diarize(audio)
-    prints = diarizer.fingerprints(audio, found)
-    talk = {s: sum(t.end - t.start for t in found.turns if t.speaker == s) for s in prints}
-    return np.array(prints[max(talk, key=talk.__getitem__)])
 
 
 def test_a_print_is_capped_to_the_longest_turns(diarizer, monkeypatch):

@@ -10,8 +10,8 @@ the overlap (say, back after a silent chunk) is recognised by fingerprint alone
 (same_voice), and one whose voice is a global speaker already matched in this chunk
 is that speaker, split in two by the chunk's diarizer (split_voice: a stricter bar,
 since the chunk's diarizer did hear two voices there). The cosine figures are the
-embedding model's (speakers/thresholds.py). Words and turns in an overlap are cut at its midpoint, so
-nothing is duplicated.
+embedding model's (speakers/thresholds.py). Words and turns in an overlap are cut at
+its midpoint, so nothing is duplicated.
 """
 
 from __future__ import annotations

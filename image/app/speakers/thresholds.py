@@ -32,9 +32,9 @@ CAMPP = VoiceScale(match=0.6, suggest=0.5, same_voice=0.6, different_voice=0.25,
                    split_voice=0.75, measured=True)
 # The CPU engine's former prints (resemblyzer's GE2E weights in numpy), kept as
 # CPU_SPEAKER_MODEL=ge2e. Match: measured on real people like CAM++ (no stranger named
-# from 0.85 up, 5 of 80 at 0.80; half A's highest impostor pair 0.893), with a margin. Stitching keeps its figures from before;
-# a split is never merged (split_voice over 1): different voices score high on GE2E's
-# scale (real people up to 0.89, espeak variants 0.95-0.97 against one voice's own
+# from 0.85 up, 5 of 80 at 0.80; half A's highest impostor pair 0.893), with a margin.
+# Stitching keeps its figures from before; a split is never merged (split_voice over
+# 1): different voices score high on GE2E's scale (real people up to 0.89, espeak variants 0.95-0.97 against one voice's own
 # 0.94-0.99 across chunks of one recording).
 GE2E_MODEL = "resemblyzer GE2E (numpy)"
 GE2E = VoiceScale(match=0.88, suggest=0.82, same_voice=0.75, different_voice=0.4,
@@ -59,12 +59,6 @@ def scale_for(model: str, override: float | None = None) -> VoiceScale | None:
     if scale is None:
         return VoiceScale(override, override - SUGGEST_BAND, 0.75, 0.4, 0.9, measured=False)
     return replace(scale, match=override, suggest=override - (scale.match - scale.suggest))
-
-
-def threshold_for(model: str, override: float | None = None) -> float | None:
-    """The match threshold for prints of `model`; None: no names are given."""
-    scale = scale_for(model, override)
-    return None if scale is None else scale.match
 
 
 def _known(model: str) -> VoiceScale | None:
