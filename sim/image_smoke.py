@@ -31,7 +31,7 @@ from pathlib import Path
 
 import httpx
 
-from sim.images import Dockerd, compose_command, make_base
+from sim.images import Dockerd, cached_base, compose_command
 from sim.spark2 import SimSpark2, _wait, free_ports
 from testaudio.evaluate import wer
 from testaudio.generate import make_conversation
@@ -50,7 +50,7 @@ def timed(what: str, work: Callable[[], object]) -> object:
 
 
 def build(daemon: Dockerd, work: Path) -> None:
-    tarball = timed("Debian base (mmdebstrap)", lambda: make_base(work))
+    tarball = timed("Debian base (mmdebstrap, cached)", cached_base)
     daemon.run("import", "--change", "ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt",
                str(tarball), BASE)
     for dockerfile, tag in (("image/Dockerfile.speech", SPEECH), ("image/Dockerfile", CONTROL)):

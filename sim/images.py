@@ -26,7 +26,23 @@ TRIM = ["path-exclude=/usr/share/doc/*", "path-exclude=/usr/share/man/*",
         "path-exclude=/usr/share/locale/*", "path-include=/usr/share/locale/locale.alias"]
 
 
-def make_base(out: Path, suite: str = "bookworm") -> Path:
+CACHE = Path(__file__).resolve().parents[1] / ".cache" / "images"
+
+
+def cached_base(suite: str = "bookworm", arch: str | None = None) -> Path:
+    """`make_base`'s tarball, made once per checkout and reused (image-smoke makes it,
+    the speech-server install tests import it into the simulated Spark's dockerd).
+    A day old at most: apt's indexes move on and a stale base fails its apt-get."""
+    name = f"rootfs-{suite}-{arch or 'native'}.tar"
+    tarball = CACHE / name
+    if not tarball.exists() or time.time() - tarball.stat().st_mtime > 86400:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        made = make_base(CACHE, suite, arch)
+        made.replace(tarball)
+    return tarball
+
+
+def make_base(out: Path, suite: str = "bookworm", arch: str | None = None) -> Path:
     """A root filesystem tarball: Debian `suite` (minbase) with python3 and pip."""
     hooks = [
         'cp /usr/local/share/ca-certificates/*.crt "$1/usr/local/share/ca-certificates/" '
@@ -38,6 +54,7 @@ def make_base(out: Path, suite: str = "bookworm") -> Path:
     ]
     tarball = out / "rootfs.tar"
     argv = ["mmdebstrap", "--quiet", "--variant=minbase", f"--include={BASE_PACKAGES}",
+            *([f"--architectures={arch}"] if arch else []),
             *[f"--dpkgopt={opt}" for opt in TRIM],
             *[f"--customize-hook={hook}" for hook in hooks], suite, str(tarball)]
     subprocess.run(argv, check=True)

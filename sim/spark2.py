@@ -32,6 +32,7 @@ GB10_CSV = "NVIDIA GB10, 3, [N/A], [N/A], 41, 11.52\n"  # as the GB10 prints it:
 APP_DIR = "/opt/parakeet/app"
 TTS_DIR = "/opt/magpie/app"
 IMAGE = "simspark-root:latest"
+BASE_IMAGE = "spark-control-base:bookworm"
 # Where `up` records each simulation it starts, so `down` from any shell finds them
 # (in the checkout, not $TMPDIR: another shell may have another TMPDIR).
 RECORD = REPO / ".sim-spark2"
@@ -58,7 +59,9 @@ class SimSpark2:
     # -- lifecycle -----------------------------------------------------------
 
     @classmethod
-    def up(cls) -> "SimSpark2":
+    def up(cls, speech: bool = True) -> "SimSpark2":
+        """speech=False: a Spark without parakeet-asr, as before the speech server is
+        installed (magpie-tts only)."""
         root = Path(tempfile.mkdtemp(prefix="simspark-", dir="/tmp"))  # short: socket paths
         state = SimState(str(root), *free_ports(3))
         sim = cls(state)
@@ -67,8 +70,8 @@ class SimSpark2:
             sim.start_dockerd()
             sim.start_sshd()
             sim.build_image()
-            sim.create_containers()
-            sim.wait_healthy()
+            sim.create_containers(speech=speech)
+            sim.wait_healthy(speech=speech)
         except BaseException:
             sim.down()
             raise
@@ -111,12 +114,13 @@ class SimSpark2:
                              check=True).stdout
         self.docker("import", "-", IMAGE, input=tar)
 
-    def create_containers(self) -> None:
+    def create_containers(self, speech: bool = True) -> None:
         # The overlay, plus the CPU engine's speaker-encoder weights: part of this
         # simulated image (the real one runs NeMo), not of what spark-control deploys.
         files = [*_patch_files(), PATCHES / "ge2e_weights.npz", PATCHES / "campplus.onnx"]
-        self.create_container("parakeet-asr", self.state.parakeet_port, APP_DIR,
-                              {f"{APP_DIR}/{p.name}": p.read_bytes() for p in files})
+        if speech:
+            self.create_container("parakeet-asr", self.state.parakeet_port, APP_DIR,
+                                  {f"{APP_DIR}/{p.name}": p.read_bytes() for p in files})
         self.create_container("magpie-tts", self.state.magpie_port, TTS_DIR,
                               {f"{TTS_DIR}/main.py": TTS_STANDIN.read_bytes()})
 
@@ -158,9 +162,10 @@ class SimSpark2:
                 found.append(int(cmdline.parent.name))
         return found
 
-    def wait_healthy(self, timeout: float = 60) -> None:
+    def wait_healthy(self, timeout: float = 60, speech: bool = True) -> None:
         """Both servers answer /health with status ok (the speech models loaded)."""
-        for port in (self.state.parakeet_port, self.state.magpie_port):
+        ports = [self.state.parakeet_port] if speech else []
+        for port in (*ports, self.state.magpie_port):
             _wait(lambda p=port: _health_ok(f"http://127.0.0.1:{p}/health"), timeout,
                   f"health on port {port}")
 
@@ -236,6 +241,23 @@ class SimSpark2:
             "NVIDIA_SMI_CMD": str(self.root / "gpu" / "nvidia-smi"),
             "SIM_SPARK2_DIR": str(self.root),
         }
+
+    def import_base(self, tag: str = BASE_IMAGE) -> str:
+        """A Debian base with python3 and pip (sim.images.cached_base) in this Docker
+        Engine: what the speech server's Dockerfile builds on here, in place of the NGC
+        PyTorch image a real Spark holds."""
+        from sim.images import cached_base  # mmdebstrap: only where a build is tested
+
+        self.docker("import", "--change", "ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt",
+                    str(cached_base()), tag)
+        return tag
+
+    def install_env(self, spare_port: int) -> dict[str, str]:
+        """Settings for the install manager here: the CPU engine on the imported base,
+        host networking (this dockerd has no default bridge), no GPU."""
+        return {"SPEECH_SERVER_BASE": BASE_IMAGE, "SPEECH_SERVER_ENGINE": "cpu",
+                "SPEECH_SERVER_NETWORK": "host", "SPEECH_SERVER_GPUS": "none",
+                "SPEECH_SERVER_SPARE_PORT": str(spare_port)}
 
     def container_pid(self, name: str) -> int:
         out = self.docker("inspect", "--format", "{{.State.Pid}}", name).stdout

@@ -44,6 +44,20 @@ def spark2() -> Iterator[SimSpark2]:
         sim.down()
 
 
+@pytest.fixture(scope="session")
+def bare_spark() -> Iterator[SimSpark2]:
+    """A second simulated Spark that starts with no parakeet-asr (magpie-tts only) and a
+    Debian base image for the speech server's Dockerfile: the install manager's tests
+    build on it (tests/sim/test_speech_server.py, then the browser's), sharing its
+    build cache."""
+    sim = SimSpark2.up(speech=False)
+    try:
+        sim.import_base()
+        yield sim
+    finally:
+        sim.down()
+
+
 @pytest.fixture
 def sim(spark2: SimSpark2) -> SimSpark2:
     """The simulation with sshd up and both containers freshly created and healthy."""

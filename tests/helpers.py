@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.server import create_app
+from app.speech_server.context import ROOT, load_context
 from sim.spark2 import SimSpark2
 
 T = TypeVar("T")
@@ -115,3 +116,22 @@ def run_job(client: TestClient, wav: Path) -> str:
         seen = [json.loads(line[5:]) for line in stream.iter_lines() if line.startswith("data:")]
     assert seen[-1]["status"] == "done", seen[-1]
     return job.json()["id"]
+
+
+def install_settings(host: SimSpark2, spare: int, context: Path | None = None,
+                     **overrides: Any) -> Settings:
+    """Settings for the install manager on a simulated Spark (SimSpark2.install_env),
+    building `context` (default: this checkout's)."""
+    values: dict[str, Any] = {k.lower(): v for k, v in host.install_env(spare).items()}
+    values.update(speech_server_health_timeout_s=60, speech_server_cleanup_retry_s=60,
+                  speech_server_context_dir=context)
+    values.update(overrides)
+    return sim_settings(host, **values)
+
+
+def copy_context(folder: Path) -> Path:
+    """This checkout's build context in a folder of its own, to change it."""
+    for path, content in load_context(ROOT).files.items():
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_bytes(content)
+    return folder

@@ -85,6 +85,23 @@ class Settings(BaseSettings):
     overlay_dir: Path | None = None
     reapply_health_timeout_s: float = Field(120.0, gt=0)
     speech_models_cache_s: float = Field(3.0, ge=0)
+    # The install manager (speech_server/): what it builds and how it runs parakeet-asr.
+    speech_server_image: str = Field("spark-control/speech-server",
+                                     pattern=r"^[a-z0-9][a-z0-9._/-]*$")
+    speech_server_base: str = "nvcr.io/nvidia/pytorch:25.09-py3"
+    speech_server_engine: Literal["nemo", "cpu"] = "nemo"
+    speech_server_network: str = ""  # "": publish the port; "host": host networking
+    speech_server_gpus: Literal["auto", "all", "none"] = "auto"  # auto: if docker has nvidia
+    speech_server_model_volume: str = "parakeet-models"  # at /models (HF_HOME), "" for none
+    speech_server_spare_port: int = Field(0, ge=0, le=65535)  # 0: the server's port + 1
+    speech_server_build_timeout_s: float = Field(3600.0, gt=0)
+    speech_server_health_timeout_s: float = Field(1200.0, gt=0)  # NeMo loads for minutes
+    speech_server_probe_timeout_s: float = Field(120.0, gt=0)
+    speech_server_cleanup_retry_s: float = Field(120.0, ge=0)
+    speech_server_context_dir: Path | None = None  # default: this checkout (or image)
+    asr_model: str | None = None  # passed to the container as ASR_MODEL when set
+    diar_model: str | None = None
+    embedding_model: str | None = None
     magpie_container: str = Field("magpie-tts", pattern=CONTAINER_NAME.pattern)
     magpie_url: str | None = None
     services: list[ServiceSpec] | None = None

@@ -24,7 +24,7 @@ from .metrics import RESTARTS
 from .poller import Poller
 from .probes import HealthResult, fetch_health
 from .remote.docker import ContainerInfo, Docker
-from .services import (Action, ActionView, Observed, RestartRecord, ServiceRuntime,
+from .services import (Action, ActionView, Held, Observed, RestartRecord, ServiceRuntime,
                        ServiceStatus, container_view, derive_state, memory_view)
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ class Registry:
             return await self.perform(rt, action, by, reason)
 
     @asynccontextmanager
-    async def claim(self, name: str, action: Action, by: str) -> AsyncIterator[ServiceRuntime]:
+    async def claim(self, name: str, action: Held, by: str) -> AsyncIterator[ServiceRuntime]:
         """Hold the service for one action or job; a second claim raises Busy."""
         rt = self.ensure_free(name)
         rt.action = ActionView(action=action, by=by, started_at=time.time())  # type: ignore[arg-type]

@@ -35,8 +35,10 @@ from .routes import audio, login, passthrough, probes, services, speakers
 from .routes import host as host_routes
 from .routes import audio_jobs as audio_jobs_routes
 from .routes import speech_models as speech_models_routes
+from .routes import speech_server as speech_server_routes
 from .speakers.library import VoiceLibrary
 from .speech_models import SpeechModels
+from .speech_server.manager import SpeechServer
 from .watchdog import Watchdog
 
 log = logging.getLogger(__name__)
@@ -97,6 +99,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.speech = (SpeechClient(http, settings.parakeet_url.rstrip("/"),
                                              settings.speech_timeout_s, settings.gpu_in_flight)
                                 if settings.parakeet_url else None)
+            speech_server = app.state.speech_server = SpeechServer(settings, registry, http,
+                                                                   app.state.speech)
+            speech_server.on_change.append(speech_models.forget_hashes)
             store = JobStore(settings.data_dir / "jobs.sqlite3")
             voices = app.state.voices = VoiceLibrary(settings.data_dir / "speakers.sqlite3")
             audio_jobs = app.state.audio_jobs = _audio_jobs(settings, store, app.state.speech,
@@ -116,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 store.close()
                 voices.close()
                 await speech_models.stop()
+                await speech_server.stop()
                 await watchdog.stop()
                 await registry.stop()
                 await host_health.stop()
@@ -145,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(services.router)
     app.include_router(host_routes.router)
     app.include_router(speech_models_routes.router)
+    app.include_router(speech_server_routes.router)
     app.include_router(audio.router)
     app.include_router(audio_jobs_routes.router)
     app.include_router(speakers.router)

@@ -19,6 +19,7 @@ from .remote.docker import ContainerInfo
 State = Literal["healthy", "starting", "unhealthy", "stopped", "oom_killed", "restarting",
                 "missing", "unreachable", "unknown"]
 Action = Literal["start", "stop", "restart"]
+Held = Literal["start", "stop", "restart", "install", "upgrade", "rollback"]  # + jobs
 
 
 class ContainerView(BaseModel):
@@ -40,7 +41,7 @@ class MemoryView(BaseModel):
     cap_error: str | None = None
 
 
-By = Literal["user", "watchdog", "speech-models"]
+By = Literal["user", "watchdog", "speech-models", "speech-server"]
 
 
 class RestartRecord(BaseModel):
@@ -52,7 +53,7 @@ class RestartRecord(BaseModel):
 
 
 class ActionView(BaseModel):
-    action: Action
+    action: Held
     by: By
     started_at: float
 

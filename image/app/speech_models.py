@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from .config import Settings
 from .errors import NotConfigured, RemoteError
-from .jobs import Job
+from .progress import Job
 from .overlay import Manifest, OverallStatus, OverlayFile, overall, parse_sha256sum
 from .poller import Poller
 from .probes import HealthResult, fetch_health
@@ -82,6 +82,10 @@ class SpeechModels:
             status=state, detail=detail, files=files, health=service.health,
             models=service.models, container=service.container,
             checked_at=self.hashes.updated_at, running_job=self._running_id())
+
+    def forget_hashes(self) -> None:
+        """The container changed under us (an install or upgrade): read them afresh."""
+        self.hashes.updated_at = None
 
     def _local_status(self) -> SpeechModelsStatus:
         service = self.registry.status(self._runtime().spec.name)

@@ -7,12 +7,14 @@ import { startHost } from "./host.js";
 import { startServices } from "./services.js";
 import { startSpeakers } from "./speakers.js";
 import { startSpeechModels } from "./speech-models.js";
+import { startSpeechServer } from "./speech-server.js";
 import { $, showMessage } from "./ui.js";
 
 function start() {
   setUpLogin();
   startHost();
   startServices();
+  startSpeechServer();
   startSpeechModels();
   startAudio();
   startSpeakers();

@@ -30,6 +30,22 @@ export function startServices() {
   poller = poll(refresh, () => (isSettling() ? FAST_MS : NORMAL_MS));
 }
 
+// Notes other panels pin on a service's card (the speech-server panel's "Upgrade
+// available"): kept here so a card re-rendered by the next poll still shows them.
+const badges = new Map();
+
+export function setServiceBadge(name, badge) {
+  if (badge) badges.set(name, badge); else badges.delete(name);
+  const card = cards.get(name);
+  if (card) renderBadge(card.badge, badge);
+}
+
+function renderBadge(node, badge) {
+  node.hidden = !badge;
+  node.title = badge?.title ?? "";
+  node.replaceChildren(...(badge ? [pill(badge.label, badge.tone)] : []));
+}
+
 export function refreshServices() {
   poller?.now();
 }
@@ -103,6 +119,7 @@ function buildCard(name) {
     el("header", { class: "card-head" },
       el("h3", { id: `svc-${name}` }, name),
       f.pill = pill("Unknown", "off", { dataset: { pill: "" } })),
+    f.badge = el("p", { class: "badge", hidden: true, dataset: { badge: "" } }),
     f.where = el("p", { class: "muted where" }),
     f.detail = el("p", { class: "state-detail" }),
     el("dl", { class: "facts" },
@@ -138,6 +155,7 @@ function updateCard(f, svc) {
   }
   renderHistory(f.historyList, svc.history);
   f.history.hidden = svc.history.length === 0;
+  renderBadge(f.badge, badges.get(svc.name));
 }
 
 function hostPort(url) {

@@ -3,7 +3,8 @@
 
 import { fetchJSON, followJob, isUnauthorized } from "./api.js";
 import { refreshServices } from "./services.js";
-import { $, ago, confirmAction, copyText, el, fullTime, pill, poll, seconds, setText,
+import { renderSteps, tickRunning } from "./steps.js";
+import { $, ago, confirmAction, copyText, el, fullTime, pill, poll, setText,
          showMessage, updatePill } from "./ui.js";
 
 const OVERALL = {
@@ -23,8 +24,6 @@ const STEP_LABEL = {
   wait_health: "Wait for the models to load",
   confirm: "Confirm the hashes",
 };
-const STEP_ICON = { ok: "✓", failed: "✗", running: "", pending: "○", skipped: "–" };
-const STEP_WORD = { ok: "done", failed: "failed", running: "running", pending: "waiting", skipped: "skipped" };
 const KIND_LABEL = { reapply: "Reapply overlay", restart: "Restart parakeet-asr" };
 const POLL_MS = 15000; // each uncached read is a `docker exec` on Spark 2
 const JOB_KEY = "spark-control.speech-job"; // survives a reload of this tab
@@ -36,6 +35,11 @@ let following = null; // id of the job whose stream is open
 let ticker = null;
 let poller = null;
 let notConfigured = false;
+
+// Another panel changed the container (an install or upgrade): read the drift now.
+export function refreshSpeechModels() {
+  poller?.now();
+}
 
 export function startSpeechModels() {
   panel = $('[data-panel="speech-models"]');
@@ -222,35 +226,10 @@ function renderJob() {
   const state = { running: "running", done: "done", failed: "failed" }[job.status];
   setText($("[data-job-title]", box), `${KIND_LABEL[job.kind] ?? job.kind} — ${state}`);
   setText($("[data-job-started]", box), `started ${ago(job.created_at)}`);
-  renderSteps($("[data-steps]", box), job.steps);
+  renderSteps($("[data-steps]", box), job, STEP_LABEL);
   renderOutcome($("[data-outcome]", box), job);
   $('[data-action="dismiss-job"]', panel).hidden = job.status === "running";
-  if (job.status === "running") ticker = setInterval(tickRunning, 1000);
-}
-
-// Step items are updated in place, so each one visibly turns from ○ to spinner to ✓.
-function renderSteps(list, steps) {
-  if (list.dataset.jobId !== job.id) {
-    list.dataset.jobId = job.id;
-    list.replaceChildren(...steps.map((s) => el("li", { class: "step", dataset: { step: s.name } },
-      el("span", { class: "icon", "aria-hidden": "true" }),
-      el("span", { class: "step-name" }, STEP_LABEL[s.name] ?? s.name),
-      el("span", { class: "visually-hidden step-word" }),
-      el("span", { class: "step-time" }),
-      el("p", { class: "step-detail" }))));
-  }
-  for (const s of steps) {
-    const item = list.querySelector(`[data-step="${CSS.escape(s.name)}"]`);
-    if (!item) continue;
-    item.dataset.stepStatus = s.status;
-    item.dataset.startedAt = s.started_at ?? "";
-    setText(item.querySelector(".icon"), STEP_ICON[s.status] ?? "");
-    setText(item.querySelector(".step-word"), `: ${STEP_WORD[s.status] ?? s.status}`);
-    setText(item.querySelector(".step-time"), s.duration_s != null ? seconds(s.duration_s) : "");
-    const detail = item.querySelector(".step-detail");
-    setText(detail, s.detail);
-    detail.hidden = !s.detail;
-  }
+  if (job.status === "running") ticker = setInterval(() => tickRunning($("[data-steps]", panel)), 1000);
 }
 
 function renderOutcome(node, j) {
@@ -260,12 +239,4 @@ function renderOutcome(node, j) {
   if (j.status === "running") return;
   if (j.rolled_back) node.append(pill("Rolled back", "warn", { dataset: { rolledBackPill: "" } }), " ");
   node.append(el("span", {}, j.status === "done" ? `✓ ${j.outcome}` : `✗ ${j.outcome}`));
-}
-
-// A running step shows how long it has been going, e.g. while the models load.
-function tickRunning() {
-  for (const item of $("[data-steps]", panel).querySelectorAll('[data-step-status="running"]')) {
-    const started = Number(item.dataset.startedAt);
-    if (started) setText(item.querySelector(".step-time"), `${Math.max(0, Math.round(Date.now() / 1000 - started))} s…`);
-  }
 }

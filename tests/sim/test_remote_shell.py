@@ -62,15 +62,28 @@ def test_a_timeout_closes_the_shell_and_the_next_command_works(sim):
     assert asyncio.run(_session(sim, steps)).stdout == b"after\n"
 
 
-def test_a_lost_session_is_unreachable_then_reopened(sim):
+def test_a_session_lost_mid_command_is_unreachable_then_reopened(sim):
     async def steps(shell, ssh):
         await shell.run(["true"])
-        shell._proc.stdin.write(b"exit 0\n")  # the remote shell goes away under us
-        await asyncio.sleep(0.3)
-        try:
-            await shell.run(["echo", "x"])
-        except HostUnreachable:
-            pass
-        return await shell.run(["echo", "again"])
+        first = shell._proc
+        with pytest.raises(HostUnreachable, match="the shell session on .* ended"):
+            await shell.run(["sh", "-c", "kill -9 $PPID"])  # the remote shell dies mid-read
+        assert shell._proc is None  # dropped, not reused
+        again = await shell.run(["echo", "again"])
+        assert shell._proc is not None and shell._proc is not first
+        return again
 
     assert asyncio.run(_session(sim, steps)).stdout == b"again\n"
+
+
+def test_a_session_that_ended_between_commands_is_reopened_without_an_error(sim):
+    async def steps(shell, ssh):
+        await shell.run(["true"])
+        first = shell._proc
+        first.stdin.write(b"exit 0\n")  # the remote shell goes away between commands
+        await first.wait_closed()
+        result = await shell.run(["echo", "x"])  # noticed before writing: a new session
+        assert shell._proc is not first
+        return result
+
+    assert asyncio.run(_session(sim, steps)).stdout == b"x\n"

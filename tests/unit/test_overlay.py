@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from app.jobs import Job
+from app.progress import Job
 from app.overlay import Manifest, overall, parse_sha256sum
 
 PATCHES = Path(__file__).resolve().parents[2] / "image" / "parakeet_patches"

@@ -92,6 +92,28 @@ def image_env(path: Path) -> dict[str, str]:
     return env
 
 
+def build_args(path: Path) -> dict[str, str]:
+    """Every ARG's default."""
+    return dict(ins.args.split("=", 1) for ins in instructions(path)
+                if ins.keyword == "ARG" and "=" in ins.args)
+
+
+def resolved_env(path: Path) -> dict[str, str]:
+    """The image's ENV with ARG defaults substituted (ENV ENGINE=${ENGINE})."""
+    args = build_args(path)
+    return {key: re.sub(r"\$\{(\w+)\}", lambda m: args.get(m[1], ""), value)
+            for key, value in image_env(path).items()}
+
+
+def speech_command() -> list[str]:
+    """The speech image's command: `sh -c "exec uvicorn ..."`, its $VARs from the ENV."""
+    cmd = exec_form(SPEECH, "CMD")
+    assert cmd[:2] == ["sh", "-c"] and cmd[2].startswith("exec ")
+    env = resolved_env(SPEECH)
+    text = re.sub(r"\$(\w+)", lambda m: env[m[1]], cmd[2][len("exec "):])
+    return shlex.split(text)
+
+
 def exec_form(path: Path, keyword: str) -> list[str]:
     [args] = [ins.args for ins in instructions(path) if ins.keyword == keyword][-1:]
     assert args.startswith("["), f"{keyword} should be in exec form (signals reach the app)"
@@ -164,33 +186,50 @@ def test_the_context_leaves_out_everything_no_image_needs():
     for path in ("tests/unit/test_packaging.py", "bench", "sim/spark2.py", "testaudio",
                  ".git/HEAD", "data/jobs.sqlite3", ".env", ".pytest_cache", ".hypothesis",
                  "scripts/run", "image/spark_control.egg-info/PKG-INFO",
-                 "image/app/__pycache__/cli.cpython-311.pyc", "image/Dockerfile.speech"):
+                 "image/app/__pycache__/cli.cpython-311.pyc", "image/Dockerfile"):
         assert excluded(path, rules), f"{path} would be sent to the Docker daemon"
     for path in ("pyproject.toml", "README.md", "image/app/cli.py", "image/static/index.html",
                  "image/parakeet_patches/manifest.toml"):
         assert not excluded(path, rules), path
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
-def test_dependencies_are_installed_before_the_code_is_copied(dockerfile):
+def test_the_speech_servers_build_context_is_in_the_spark_control_image():
+    """The install manager streams it from spark-control's own files (in its image too)."""
+    from app.speech_server.context import load_context
+    rules = ignore_rules()
+    context = load_context()
+    assert "image/Dockerfile.speech" in context.files
+    for path in context.files:
+        assert not excluded(path, rules), f"{path} is left out of the spark-control image"
+    copied = {src.rstrip("/") for srcs, _ in copies(MAIN) for src in srcs}
+    assert {"constraints", "pyproject.toml", "image"} <= copied
+
+
+@pytest.mark.parametrize(("dockerfile", "first"), [
+    (MAIN, [["pyproject.toml"], ["constraints/"]]),
+    (SPEECH, [["pyproject.toml", "constraints/main.txt", "constraints/nemo.txt"]])],
+    ids=["Dockerfile", "Dockerfile.speech"])
+def test_dependencies_are_installed_before_the_code_is_copied(dockerfile, first):
     """A code (or README) change then reuses the dependency layer."""
     steps = instructions(dockerfile)
     install = next(i for i, s in enumerate(steps)
                    if s.keyword == "RUN" and "pip install -r" in s.args)
     before = [words(s.args)[:-1] for s in steps[:install] if s.keyword == "COPY"]
-    assert before == [["pyproject.toml", "constraints/main.txt"]]
+    assert before == first
     after = [src for s in steps[install:] if s.keyword == "COPY" for src in words(s.args)[:-1]]
     assert any(src.startswith("image/") for src in after)
 
 
-@pytest.mark.parametrize(("dockerfile", "groups"), [(MAIN, ["dependencies"]),
-                                                    (SPEECH, ["speech"])],
-                         ids=["Dockerfile", "Dockerfile.speech"])
-def test_the_dependency_step_lists_pyprojects_requirements(dockerfile, groups, tmp_path):
+@pytest.mark.parametrize(("dockerfile", "groups", "engine"), [
+    (MAIN, ["dependencies"], ""), (SPEECH, ["speech"], "cpu"), (SPEECH, ["spark"], "nemo")],
+    ids=["Dockerfile", "Dockerfile.speech-cpu", "Dockerfile.speech-nemo"])
+def test_the_dependency_step_lists_pyprojects_requirements(dockerfile, groups, engine,
+                                                           tmp_path):
     """Run the Dockerfile's own requirements one-liner against pyproject.toml."""
     run = next(s.args for s in instructions(dockerfile) if "> /tmp/requirements.txt" in s.args)
     command = run.split(" && ")[0].replace("/tmp/requirements.txt", str(tmp_path / "req"))
-    subprocess.run(["sh", "-c", command], cwd=ROOT, check=True, env=python_on_path(tmp_path))
+    subprocess.run(["sh", "-c", command], cwd=ROOT, check=True,
+                   env={**python_on_path(tmp_path), "ENGINE": engine})
     project = PYPROJECT["project"]
     wanted = [r for g in groups
               for r in (project[g] if g == "dependencies" else project["optional-dependencies"][g])]
@@ -200,7 +239,7 @@ def test_the_dependency_step_lists_pyprojects_requirements(dockerfile, groups, t
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
 def test_the_images_install_at_the_locked_versions(dockerfile):
     installs = [s.args for s in instructions(dockerfile) if "pip install -r" in s.args]
-    assert installs and all("-c main.txt" in args for args in installs)
+    assert installs and all(re.search(r"-c (constraints/)?main\.txt", args) for args in installs)
     def normal(name: str) -> str:  # PEP 503
         return re.sub(r"[-_.]+", "-", name).lower()
 
@@ -210,6 +249,11 @@ def test_the_images_install_at_the_locked_versions(dockerfile):
     for requirement in project["dependencies"] + project["optional-dependencies"]["speech"]:
         name = normal(re.split(r"[<>=\[ ]", requirement)[0])
         assert name in locked, f"{name} is not in constraints/main.txt"
+    nemo_lock = {normal(line.split("==")[0]) for line in
+                 (ROOT / "constraints/nemo.txt").read_text().splitlines() if "==" in line}
+    for requirement in project["optional-dependencies"]["spark"]:
+        name = normal(re.split(r"[<>=\[ ]", requirement)[0])
+        assert name in nemo_lock, f"{name} is not in constraints/nemo.txt"
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
@@ -222,18 +266,19 @@ def test_the_image_runs_as_a_user_not_root(dockerfile):
 
 
 def test_the_speech_image_runs_the_speech_servers_app():
-    cmd = exec_form(SPEECH, "CMD")
+    cmd = speech_command()
     assert cmd[:2] == ["uvicorn", "main:app"] and "uvicorn" in " ".join(
         PYPROJECT["project"]["dependencies"])
     app_dir = cmd[cmd.index("--app-dir") + 1]
     [workdir] = [s.args for s in instructions(SPEECH) if s.keyword == "WORKDIR"]
-    [dest] = [posixpath.join(workdir, d) for srcs, d in copies(SPEECH)
-              if srcs == ["image/parakeet_patches/"]]
+    args = build_args(SPEECH)
+    [dest] = [posixpath.join(workdir, d.replace("${APP_DIR}", args["APP_DIR"]))
+              for srcs, d in copies(SPEECH) if srcs == ["image/parakeet_patches/"]]
     assert posixpath.normpath(dest) == app_dir
     tree = ast.parse((ROOT / "image/parakeet_patches/main.py").read_text())
     assigned = {t.id for node in tree.body if isinstance(node, ast.Assign)
                 for t in node.targets if isinstance(t, ast.Name)}
-    assert "app" in assigned and image_env(SPEECH)["ENGINE"] == "cpu"
+    assert "app" in assigned and resolved_env(SPEECH)["ENGINE"] == "cpu"
     assert "/health" in healthcheck(SPEECH)
 
 
@@ -348,7 +393,7 @@ def test_compose_builds_each_service_from_a_dockerfile_here():
         assert service["restart"] in ("always", "unless-stopped"), name
         # longer than the server's own graceful-shutdown bound: no request cut at 10 s
         assert service["stop_grace_period"] == "2m", name
-    command = exec_form(SPEECH, "CMD")
+    command = speech_command()
     assert int(command[command.index("--timeout-graceful-shutdown") + 1]) < 120
     from app.cli import SHUTDOWN_GRACE_S
     assert SHUTDOWN_GRACE_S < 120
@@ -377,7 +422,7 @@ def test_the_local_speech_profile_adds_a_cpu_server_that_spark_control_is_pointe
     assert "profiles" not in services["spark-control"]  # plain `docker compose up`
     example = env_example()
     assert example["COMPOSE_PROFILES"] == "local-speech"
-    command = exec_form(SPEECH, "CMD")
+    command = speech_command()
     port = command[command.index("--port") + 1]
     assert example["PARAKEET_URL"] == f"http://speech:{port}" and port in speech["expose"]
 

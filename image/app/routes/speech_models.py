@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, HTTPException, Request
 from sse_starlette.sse import EventSourceResponse
 
-from ..jobs import Job, JobView
+from ..progress import Job, JobView, sse_event
 from ..registry import Busy
 from ..speech_models import SpeechModels, SpeechModelsStatus
 
@@ -58,8 +58,7 @@ async def stream_job(job_id: str, request: Request) -> EventSourceResponse:
 
     async def events() -> AsyncIterator[dict[str, str]]:
         async for event in job.follow():
-            yield {"event": event.event, "id": str(event.seq),
-                   "data": event.job.model_dump_json()}
+            yield sse_event(event)
 
     return EventSourceResponse(events())
 

@@ -1,0 +1,1 @@
+"""The speech server's install manager: build it on a Spark, run it, upgrade it."""
