@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,8 +38,8 @@ def cached_base(suite: str = "bookworm", arch: str | None = None) -> Path:
     tarball = CACHE / name
     if not tarball.exists() or time.time() - tarball.stat().st_mtime > 86400:
         CACHE.mkdir(parents=True, exist_ok=True)
-        made = make_base(CACHE, suite, arch)
-        made.replace(tarball)
+        with tempfile.TemporaryDirectory(dir=CACHE) as work:  # one base at a time each
+            make_base(Path(work), suite, arch).replace(tarball)
     return tarball
 
 

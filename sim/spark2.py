@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -151,16 +152,9 @@ class SimSpark2:
 
     def _docker_clients(self) -> list[int]:
         """Pids of docker CLI processes talking to this simulation's daemon."""
-        found = []
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-            try:
-                argv = cmdline.read_bytes().split(b"\0")
-            except OSError:
-                continue
-            talks_to_us = self.state.sock.encode() in b" ".join(argv)
-            if argv and argv[0].endswith(b"docker") and talks_to_us:
-                found.append(int(cmdline.parent.name))
-        return found
+        sock = self.state.sock.encode()
+        return [pid for pid, argv in processes()
+                if argv and argv[0].endswith(b"docker") and sock in b" ".join(argv)]
 
     def wait_healthy(self, timeout: float = 60, speech: bool = True) -> None:
         """Both servers answer /health with status ok (the speech models loaded)."""
@@ -316,6 +310,15 @@ def _unmount_under(root: Path) -> None:
         subprocess.run(["umount", "-l", point], check=False, capture_output=True)
 
 
+def processes() -> Iterator[tuple[int, list[bytes]]]:
+    """(pid, argv) of every process of this machine (the simulated Spark's host)."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            yield int(cmdline.parent.name), cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+
+
 def free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:
@@ -406,15 +409,22 @@ def forget(root: Path) -> None:
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "help"
     if command == "up":
-        sim = SimSpark2.up()
+        bare = "--no-speech" in argv[1:]  # to try the install manager
+        sim = SimSpark2.up(speech=not bare)
         remember(sim.root)  # lets a plain `down`, from any shell, find it
-        for key, value in sim.env().items():
+        env = sim.env()
+        if bare:
+            sim.import_base()
+            env.update(sim.install_env(free_ports(1)[0]))
+        for key, value in env.items():
             print(f"export {key}={shlex.quote(value)}")
         return 0
     if command == "down":
         return _down(argv[1:])
-    print("usage: sim-spark2 up | down [DIR]\n  eval \"$(scripts/sim-spark2 up)\"; spark-control",
-          file=sys.stderr)
+    print("usage: sim-spark2 up [--no-speech] | down [DIR]\n"
+          "  eval \"$(scripts/sim-spark2 up)\"; spark-control\n"
+          "  --no-speech: no parakeet-asr, a Debian base image and the install manager's "
+          "settings (install it from the dashboard)", file=sys.stderr)
     return 2
 
 

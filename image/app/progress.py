@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from pydantic import BaseModel
+from sse_starlette.sse import EventSourceResponse
 
 MAX_LOG_LINES = 20_000
 MAX_LINE = 2_000  # characters; pip's progress bars can make one "line" of megabytes
@@ -143,6 +144,16 @@ class Job:
             self.events.append(Event(seq=self._dropped + len(self.events), event=kind,
                                      job=snapshot))
             self._changed.notify_all()
+
+
+def event_stream(job: Job) -> EventSourceResponse:
+    """The job as server-sent events: every event still kept, then live ones, until
+    `done` or `failed`."""
+    async def events() -> AsyncIterator[dict[str, str]]:
+        async for event in job.follow():
+            yield sse_event(event)
+
+    return EventSourceResponse(events())
 
 
 def sse_event(event: Event) -> dict[str, str]:

@@ -18,12 +18,12 @@ from .audio.jobstore import JobStore
 from .audio.media import clear_spool
 from .audio.pipeline import Transcribed, runner
 from .audio.speech_client import SpeechClient
-from .auth import AuthMiddleware, load_auth
+from .access.auth import AuthMiddleware, load_auth
 from .config import ServiceSpec, Settings, load_settings
 from .errors import NotConfigured, install_error_handlers
-from .headers import DOCS_ASSETS, SecurityHeadersMiddleware
+from .access.headers import DOCS_ASSETS, SecurityHeadersMiddleware
 from .host.health import HostHealth
-from .hosts import HostCheckMiddleware, default_hosts
+from .access.hosts import HostCheckMiddleware, default_hosts
 from .local import NAME as LOCAL_NAME
 from .local import LocalProcesses, LocalSpeech, free_port, longest_wav_mb
 from .logs import RequestIdMiddleware
@@ -39,7 +39,7 @@ from .routes import speech_server as speech_server_routes
 from .speakers.library import VoiceLibrary
 from .speech_models import SpeechModels
 from .speech_server.manager import SpeechServer
-from .watchdog import Watchdog
+from .registry.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"

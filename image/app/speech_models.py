@@ -23,9 +23,9 @@ from .errors import NotConfigured, RemoteError
 from .progress import Job
 from .overlay import Manifest, OverallStatus, OverlayFile, overall, parse_sha256sum
 from .poller import Poller
-from .probes import HealthResult, fetch_health
+from .registry.probes import HealthResult, fetch_health
 from .registry import Busy, Registry
-from .services import ContainerView, ServiceRuntime
+from .registry.services import ContainerView, ServiceRuntime
 
 log = logging.getLogger(__name__)
 REAPPLY = ["preflight", "backup", "copy", "verify", "restart", "wait_health", "confirm"]

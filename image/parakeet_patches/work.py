@@ -5,6 +5,13 @@ server reports what it is working on, and spark-control's watchdog defers while 
 work is within bounds. A call is *hung* when no model call has finished for longer
 than `HUNG_AFTER_S + HUNG_RTF x (seconds of audio of the oldest call)`: a GPU call
 that never returns shows here while `/health` itself still answers.
+
+HUNG_RTF is what the operator expects of the hardware; the server also learns its own
+pace: each finished call of at least MIN_LEARN_S of audio records seconds of work per
+second of audio for its stage, and a stage's bound uses LEARN_FACTOR times the slowest
+of its last RECENT calls when that is larger. Slow hardware (an ARM64 image under
+emulation runs ~26x slower) is then called busy, not hung, from its second call on;
+a model call that never returns still passes any finite bound.
 """
 
 from __future__ import annotations
@@ -12,11 +19,16 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from pydantic import BaseModel
+
+LEARN_FACTOR = 4.0  # a call may run this many times the slowest recent pace
+RECENT = 16
+MIN_LEARN_S = 1.0  # shorter calls are mostly overhead: their pace says little
 
 
 class WorkReport(BaseModel):
@@ -43,6 +55,7 @@ class WorkLog:
         self._now = clock
         self._calls: dict[int, _Call] = {}
         self._finished = 0.0  # when the last call finished
+        self._pace: dict[str, deque[float]] = {}  # stage -> seconds per second of audio
         self._lock = threading.Lock()
         self._next = 0
 
@@ -55,8 +68,19 @@ class WorkLog:
             yield
         finally:
             with self._lock:
-                del self._calls[key]
+                done = self._calls.pop(key)
                 self._finished = self._now()
+                self._learn(done, self._finished - done.started)
+
+    def _learn(self, call: _Call, seconds: float) -> None:
+        if call.audio_s >= MIN_LEARN_S:
+            recent = self._pace.setdefault(call.stage, deque(maxlen=RECENT))
+            recent.append(seconds / call.audio_s)
+
+    def rtf(self, stage: str) -> float:
+        """Seconds of work allowed per second of audio for `stage` before it is hung."""
+        learned = max(self._pace.get(stage) or [0.0])
+        return max(self.hung_rtf, LEARN_FACTOR * learned)
 
     def report(self) -> WorkReport:
         with self._lock:
@@ -65,7 +89,7 @@ class WorkLog:
             oldest = min(self._calls.values(), key=lambda c: c.started)
             # Calls share the model: the oldest may wait while others finish, which is progress.
             waiting = self._now() - max(oldest.started, self._finished)
-            limit = self.hung_after_s + self.hung_rtf * oldest.audio_s
+            limit = self.hung_after_s + self.rtf(oldest.stage) * oldest.audio_s
             return WorkReport(calls=len(self._calls), stage=oldest.stage,
                               audio_s=round(oldest.audio_s, 2), waiting_s=round(waiting, 2),
                               limit_s=round(limit, 2), hung=waiting > limit)

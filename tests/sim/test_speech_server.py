@@ -12,10 +12,8 @@ serving, untouched, and nothing this job made behind.
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,7 +22,7 @@ from fastapi.testclient import TestClient
 
 from app.speech_server.context import DOCKERFILE
 from helpers import control, copy_context, install_settings
-from sim.spark2 import SimSpark2, _alive, free_ports
+from sim.spark2 import SimSpark2, free_ports, processes
 from testaudio.real import multis
 
 pytestmark = pytest.mark.sim
@@ -105,15 +103,8 @@ def dangling_of_ours(host: SimSpark2) -> list[str]:
 
 def builds_running() -> list[str]:
     """docker CLIs of a build of ours still running on the host (this machine)."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            argv = cmdline.read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(a.startswith(b"spark-control.job=") for a in argv):
-            found.append(b" ".join(argv).decode(errors="replace"))
-    return found
+    return [b" ".join(argv).decode(errors="replace") for _, argv in processes()
+            if any(a.startswith(b"spark-control.job=") for a in argv)]
 
 
 def nothing_half_made(host: SimSpark2, before: dict) -> None:

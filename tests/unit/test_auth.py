@@ -11,7 +11,7 @@ import stat
 import pytest
 from fastapi.testclient import TestClient
 
-from app.auth import COOKIE
+from app.access.auth import COOKIE
 from app.config import Settings
 from app.server import create_app
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from app.budget import RestartBudget
+from app.registry.budget import RestartBudget
 from app.errors import HostUnreachable
 from app.poller import Poller
 

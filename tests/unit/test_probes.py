@@ -10,7 +10,7 @@ import pytest
 import respx
 
 from app.config import ServiceSpec
-from app.probes import deep_check, fetch_health, models_from_health
+from app.registry.probes import deep_check, fetch_health, models_from_health
 
 ASR = ServiceSpec(name="parakeet-asr", container="parakeet-asr", url="http://asr:8000",
                   kind="asr")

@@ -8,7 +8,6 @@ import asyncio
 import io
 import shlex
 import tarfile
-from pathlib import Path
 
 import pytest
 

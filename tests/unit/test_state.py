@@ -6,8 +6,8 @@ import pytest
 
 from app.remote.docker import ContainerInfo
 from app.errors import ContainerNotFound, HostKeyRejected, HostUnreachable
-from app.probes import HealthResult
-from app.services import ActionView, Observed, derive_state
+from app.registry.probes import HealthResult
+from app.registry.services import ActionView, Observed, derive_state
 
 NOW = time.time()
 LONG_AGO = "2026-01-01T00:00:00.000000001Z"

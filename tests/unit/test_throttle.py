@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.throttle import Throttle
+from app.access.throttle import Throttle
 
 
 class Clock:
@@ -26,7 +26,7 @@ def test_locked_after_the_limit_and_free_once_the_window_passes():
 
 
 def test_a_flood_of_addresses_stays_bounded(monkeypatch):
-    import app.throttle as module
+    import app.access.throttle as module
     monkeypatch.setattr(module, "MAX_CLIENTS", 50)
     throttle = Throttle(limit=3, clock=Clock())
     for i in range(500):

@@ -11,7 +11,7 @@ import respx
 from app.config import Settings
 from app.remote.docker import ContainerInfo
 from app.registry import DockerSnapshot, Registry
-from app.watchdog import Watchdog
+from app.registry.watchdog import Watchdog
 
 URL = "http://asr:8000"
 

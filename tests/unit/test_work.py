@@ -43,3 +43,38 @@ def test_waiting_behind_calls_that_finish_is_progress():
         clock.t += 6
         assert log.report().hung
     assert log.report().calls == 0
+
+
+def test_a_slow_machine_learns_its_pace_and_is_busy_not_hung():
+    """Under emulation a 30 s diarization took 600 s: the next one may take 4x that pace."""
+    clock = Clock()
+    log = WorkLog(hung_after_s=120, hung_rtf=2, clock=clock)
+    with log.call("diarize", audio_s=30):
+        clock.t += 181
+        first = log.report()  # nothing learned yet: the configured bound
+        clock.t += 419  # it did finish, 600 s after it started
+    assert first.limit_s == 180 and first.hung
+    with log.call("diarize", audio_s=30):
+        clock.t += 1000
+        busy = log.report()
+        clock.t += 1521
+        hung = log.report()
+    assert busy.limit_s == 120 + 4 * 20 * 30 and not busy.hung
+    assert hung.hung  # a call that never returns still passes the learned bound
+    assert log.rtf("transcribe") == 2  # paces are per stage
+
+
+def test_a_fast_machine_keeps_the_configured_bound_and_short_calls_teach_nothing():
+    clock = Clock()
+    log = WorkLog(hung_after_s=120, hung_rtf=2, clock=clock)
+    for _ in range(20):
+        with log.call("transcribe", audio_s=60):
+            clock.t += 3  # 0.05 s per second of audio
+    assert log.rtf("transcribe") == 2
+    with log.call("transcribe", audio_s=0.5):
+        clock.t += 30  # slow, but half a second of audio is mostly overhead
+    assert log.rtf("transcribe") == 2
+    for _ in range(16):  # the slow call leaves the window of the last 16
+        with log.call("transcribe", audio_s=60):
+            clock.t += 3
+    assert log.rtf("transcribe") == 2

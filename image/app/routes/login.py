@@ -9,8 +9,8 @@ from fastapi.responses import RedirectResponse
 
 from starlette.datastructures import Headers
 
-from ..auth import COOKIE, Auth, client_address, session_cookie
-from ..throttle import Throttled
+from ..access.auth import COOKIE, Auth, client_address, session_cookie
+from ..access.throttle import Throttled
 
 router = APIRouter(tags=["login"])
 MONTH = 30 * 24 * 3600

@@ -7,10 +7,10 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 
-from ..probes import DeepCheckResult
+from ..registry.probes import DeepCheckResult
 from ..registry import Busy, Registry, UnknownService
-from ..services import Action, RestartRecord, ServiceStatus
-from ..watchdog import Watchdog
+from ..registry.services import Action, RestartRecord, ServiceStatus
+from ..registry.watchdog import Watchdog
 
 router = APIRouter(prefix="/api/services", tags=["services"])
 

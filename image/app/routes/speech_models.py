@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from fastapi import APIRouter, HTTPException, Request
 from sse_starlette.sse import EventSourceResponse
 
-from ..progress import Job, JobView, sse_event
+from ..progress import Job, JobView, event_stream
 from ..registry import Busy
 from ..speech_models import SpeechModels, SpeechModelsStatus
 
@@ -54,13 +52,7 @@ async def get_job(job_id: str, request: Request) -> JobView:
 async def stream_job(job_id: str, request: Request) -> EventSourceResponse:
     """Server-sent events: every step change so far, then live ones; ends with
     `done` or `failed`."""
-    job = _job(request, job_id)
-
-    async def events() -> AsyncIterator[dict[str, str]]:
-        async for event in job.follow():
-            yield sse_event(event)
-
-    return EventSourceResponse(events())
+    return event_stream(_job(request, job_id))
 
 
 def _start(request: Request, kind: str) -> JobView:

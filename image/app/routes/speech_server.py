@@ -3,13 +3,11 @@ it back, with live progress and the build log."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 from sse_starlette.sse import EventSourceResponse
 
-from ..progress import Job, JobView, sse_event
+from ..progress import Job, JobView, event_stream
 from ..registry import Busy
 from ..speech_server.deploy import Kind
 from ..speech_server.manager import SpeechServer, SpeechServerStatus
@@ -80,13 +78,7 @@ async def job_log(job_id: str, request: Request, tail: int = 200) -> JobLog:
 @router.get("/jobs/{job_id}/stream")
 async def stream_job(job_id: str, request: Request) -> EventSourceResponse:
     """Server-sent events: `step` (the job), `log` (a build line), then `done` or `failed`."""
-    job = _job(request, job_id)
-
-    async def events() -> AsyncIterator[dict[str, str]]:
-        async for event in job.follow():
-            yield sse_event(event)
-
-    return EventSourceResponse(events())
+    return event_stream(_job(request, job_id))
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobView,

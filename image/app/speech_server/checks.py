@@ -9,7 +9,7 @@ import time
 
 import httpx
 
-from ..probes import HealthResult, fetch_health, silence_wav
+from ..registry.probes import HealthResult, fetch_health, silence_wav
 from ..remote.docker import Docker
 
 

@@ -159,11 +159,13 @@ class Deployment:
                  if image_id == previous.image_id and tag != self.names.previous]
         return sorted(named)[0] if named else previous.image_id
 
-    async def _run_container(self, name: str, port: int, candidate: bool) -> None:
+    async def _run_container(self, name: str, port: int, candidate: bool,
+                             undone_by_undo: bool = True) -> None:
         gpus = await self._gpus()
         argv = plan(self.settings, name=name, image=self.new_image, port=port, gpus=gpus,
                     candidate=candidate).argv()
-        self.made.started.append(name)
+        if undone_by_undo:
+            self.made.started.append(name)
         await self.docker.run_checked(argv, timeout=120)
 
     async def _gpus(self) -> bool:
@@ -201,8 +203,9 @@ class Deployment:
         await asyncio.sleep(HANDOVER_PAUSE_S)
         await docker.stop(names.container, grace_s=120)
         await docker.run_checked(["rename", names.container, names.retired])
-        try:
-            await self._run_container(names.container, main_port(self.settings), False)
+        try:  # the new container under the real name is put right by _put_old_back
+            await self._run_container(names.container, main_port(self.settings), False,
+                                      undone_by_undo=False)
             await wait_loaded(self.http, docker, names.container, self.main_url,
                               self.settings.speech_server_health_timeout_s)
             await probe(self.http, self.main_url, self.settings.speech_server_probe_timeout_s)
@@ -259,9 +262,23 @@ class Deployment:
             await kill_build(self.docker, self.job.id)
         for name in self.made.started:
             await self.docker.run_checked(["rm", "-f", name])
+        if self.kind != "install":
+            await self._old_serving()
         await self._restore_tags()
         await prune(self.docker)
         return self._what_serves()
+
+    async def _old_serving(self) -> None:
+        """A switch cut off between stopping the old container and starting the new one
+        leaves it stopped (or renamed): it serves again."""
+        names = self.names
+        if await images.inspect_container(self.docker, names.container) is None:
+            if await images.inspect_container(self.docker, names.retired) is None:
+                return
+            await self.docker.run_checked(["rename", names.retired, names.container])
+        old = await images.inspect_container(self.docker, names.container)
+        if old is not None and not old.running:
+            await self.docker.start(names.container)
 
     async def _restore_tags(self) -> None:
         now = await images.tags(self.docker, self.names.repo)

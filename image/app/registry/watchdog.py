@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .errors import RemoteError, UpstreamHTTPError
-from .metrics import OOM_KILLS
+from ..errors import RemoteError, UpstreamHTTPError
+from ..metrics import OOM_KILLS
 from .probes import DeepCheckResult, deep_check
-from .registry import Busy, DockerSnapshot, Registry
+from .core import Busy, DockerSnapshot, Registry
 from .services import RestartRecord, ServiceRuntime
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel
 
-from .config import ServiceSpec
+from ..config import ServiceSpec
 
 Verdict = Literal["ok", "failed", "rejected", "busy"]
 

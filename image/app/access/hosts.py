@@ -16,7 +16,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .auth import send_json
-from .config import Settings
+from ..config import Settings
 
 LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 

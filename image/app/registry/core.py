@@ -17,13 +17,13 @@ from dataclasses import dataclass
 import httpx
 
 from .budget import RestartBudget
-from .config import ServiceSpec, Settings
-from .errors import CommandFailed, ContainerNotFound, NotConfigured, RemoteError
-from .local import LocalProcesses
-from .metrics import RESTARTS
-from .poller import Poller
+from ..config import ServiceSpec, Settings
+from ..errors import CommandFailed, ContainerNotFound, NotConfigured, RemoteError
+from ..local import LocalProcesses
+from ..metrics import RESTARTS
+from ..poller import Poller
 from .probes import HealthResult, fetch_health
-from .remote.docker import ContainerInfo, Docker
+from ..remote.docker import ContainerInfo, Docker
 from .services import (Action, ActionView, Held, Observed, RestartRecord, ServiceRuntime,
                        ServiceStatus, container_view, derive_state, memory_view)
 

@@ -11,10 +11,10 @@ from typing import Literal
 from pydantic import BaseModel
 
 from .budget import RestartBudget
-from .config import ServiceSpec
-from .errors import RemoteError
+from ..config import ServiceSpec
+from ..errors import RemoteError
 from .probes import DeepCheckResult, HealthResult
-from .remote.docker import ContainerInfo
+from ..remote.docker import ContainerInfo
 
 State = Literal["healthy", "starting", "unhealthy", "stopped", "oom_killed", "restarting",
                 "missing", "unreachable", "unknown"]

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .config import Settings
+from ..config import Settings
 from .sessions import Sessions
 from .throttle import Throttle, Throttled
 
