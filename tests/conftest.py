@@ -48,7 +48,7 @@ def spark2() -> Iterator[SimSpark2]:
 def bare_spark() -> Iterator[SimSpark2]:
     """A second simulated Spark that starts with no parakeet-asr (magpie-tts only) and a
     Debian base image for the speech server's Dockerfile: the install manager's tests
-    build on it (tests/sim/test_speech_server.py, then the browser's), sharing its
+    build on it (tests/sim/test_install_manager.py, then the browser's), sharing its
     build cache."""
     sim = SimSpark2.up(speech=False)
     try:

@@ -1,6 +1,6 @@
 """The install manager's pure parts: the build context and its digest, the `docker run`
 and `docker build` arguments, and the job log that streams a build. The real builds,
-runs and switches are in tests/sim/test_speech_server.py."""
+runs and switches are in tests/sim/test_install_manager.py."""
 
 from __future__ import annotations
 
