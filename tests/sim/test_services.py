@@ -157,18 +157,20 @@ def test_missing_container_is_a_clear_error(sim):
 
 
 def test_wedged_service_fails_deep_check_and_is_restarted(sim):
-    # 5 s: a healthy answer comes in milliseconds even on a loaded 2-core machine; a
-    # wedged server never answers, so the bound only decides how long the test waits
-    with control(sim_settings(sim, deep_check_timeout_s=5)) as client:
+    # The healthy check gets 10 s (a loaded 2-core machine must not fail it); the wedged
+    # one 1 s, so that its own auto-restart comes before the health poller's evidence
+    # moves anything else to act. The watchdog reads the bound at each check.
+    with control(sim_settings(sim, deep_check_timeout_s=10)) as client:
         wait_for(lambda: _state(client, "magpie-tts") == "healthy", what="healthy")
         ok = client.post("/api/services/magpie-tts/deep-check").json()
         assert ok["result"]["verdict"] == "ok" and ok["auto_restart"] is None
+        client.app.state.settings.deep_check_timeout_s = 1
 
         wedged_pid = sim.container_pid("magpie-tts")
         os.kill(wedged_pid, signal.SIGSTOP)  # accepts connections, never answers
         check = client.post("/api/services/magpie-tts/deep-check").json()
         assert check["result"]["verdict"] == "failed"
-        assert "no answer within 5 s" in check["result"]["detail"]
+        assert "no answer within 1 s" in check["result"]["detail"]
         assert check["auto_restart"]["by"] == "watchdog"
         assert check["auto_restart"]["outcome"] == "ok"
         assert sim.container_pid("magpie-tts") != wedged_pid
