@@ -16,7 +16,7 @@ from app.config import Settings
 from app.progress import Job
 from app.speech_server.build import build_argv
 from app.speech_server.container import RunPlan, plan, spare_port, url_at
-from app.speech_server.context import ROOT, ContextMissing, load_context
+from app.speech_server.context import ROOT, ContextMissing, context_digest, load_context
 from helpers import copy_context
 
 
@@ -45,6 +45,18 @@ def test_the_digest_follows_every_byte_and_the_tar_is_reproducible(tmp_path):
         members = tar.getmembers()
     assert [m.name for m in members] == sorted(first.files)
     assert {(m.mtime, m.uid, m.mode) for m in members} == {(0, 0, 0o644)}
+
+
+def test_the_cached_digest_follows_a_changed_file(tmp_path):
+    folder = copy_context(tmp_path / "a")
+    first = context_digest(folder)
+    assert first == load_context(folder).digest == context_digest(folder)
+    lock = folder / "constraints/nemo.txt"
+    lock.write_text(lock.read_text() + "\n")  # size (and mtime) change
+    assert context_digest(folder) == load_context(folder).digest != first
+    lock.unlink()
+    with pytest.raises(ContextMissing, match="constraints/nemo.txt"):
+        context_digest(folder)
 
 
 def test_a_missing_context_file_is_named(tmp_path):

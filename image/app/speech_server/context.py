@@ -53,7 +53,28 @@ class BuildContext:
         return buffer.getvalue()
 
 
+_DIGESTS: dict[Path, tuple[tuple[tuple[str, int, int], ...], str]] = {}
+
+
+def context_digest(root: Path = ROOT) -> str:
+    """`load_context(root).digest`, hashed again only when a file's size or mtime
+    changed: the status read (every dashboard poll) stats 30 files instead of hashing
+    33 MB."""
+    paths = _paths(root)
+    signature = tuple((p, (root / p).stat().st_size, (root / p).stat().st_mtime_ns)
+                      for p in paths)
+    cached = _DIGESTS.get(root)
+    if cached is None or cached[0] != signature:
+        _DIGESTS[root] = (signature, load_context(root).digest)
+    return _DIGESTS[root][1]
+
+
 def load_context(root: Path = ROOT) -> BuildContext:
+    return BuildContext({path: (root / path).read_bytes() for path in _paths(root)})
+
+
+def _paths(root: Path) -> list[str]:
+    """The context's files under `root`; ContextMissing names any that is not there."""
     patches = root / PATCHES
     if not patches.is_dir():
         raise ContextMissing(f"no {PATCHES} under {root}: the speech server's build "
@@ -64,7 +85,7 @@ def load_context(root: Path = ROOT) -> BuildContext:
     if missing:
         raise ContextMissing(f"the speech server's build context lacks {', '.join(missing)} "
                              f"(under {root})")
-    return BuildContext({path: (root / path).read_bytes() for path in paths})
+    return paths
 
 
 def _skipped(path: Path) -> bool:

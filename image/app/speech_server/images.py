@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..remote.docker import Docker
+from ..remote.ssh import CommandResult
 
 ROLE, ROLE_VALUE = "spark-control.role", "speech-server"
 VERSION, CONTEXT = "spark-control.version", "spark-control.context"
@@ -78,7 +79,7 @@ class Installed:
 async def inspect_container(docker: Docker, name: str) -> Installed | None:
     result = await docker.ssh.run(docker.prefix + ["inspect", "--type", "container", name])
     if not result.ok:
-        _raise_unless_missing(result.stderr, result)
+        _raise_unless_missing(result)
         return None
     data = json.loads(result.stdout)[0]
     config, state = data.get("Config") or {}, data.get("State") or {}
@@ -90,7 +91,7 @@ async def inspect_container(docker: Docker, name: str) -> Installed | None:
 async def inspect_image(docker: Docker, reference: str) -> Installed | None:
     result = await docker.ssh.run(docker.prefix + ["image", "inspect", reference])
     if not result.ok:
-        _raise_unless_missing(result.stderr, result)
+        _raise_unless_missing(result)
         return None
     data = json.loads(result.stdout)[0]
     return Installed(name=reference, image=reference, image_id=data.get("Id", ""),
@@ -119,9 +120,9 @@ def role_filter() -> str:
     return f"label={ROLE}={ROLE_VALUE}"
 
 
-def _raise_unless_missing(stderr: str, result: object) -> None:
-    if "No such" not in stderr:
-        result.check()  # type: ignore[attr-defined]
+def _raise_unless_missing(result: CommandResult) -> None:
+    if "No such" not in result.stderr:
+        result.check()
 
 
 def label_args(values: Mapping[str, str]) -> list[str]:

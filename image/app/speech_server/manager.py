@@ -23,7 +23,7 @@ from ..registry import Busy, Registry
 from ..remote.docker import Docker
 from . import images
 from .container import main_port, spare_port
-from .context import ROOT, ContextMissing, load_context
+from .context import ROOT, ContextMissing, context_digest
 from .deploy import STEPS, Deployment, Kind, StepFailed, undo_patiently
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ class SpeechServer:
         self.on_change: list[object] = []  # callables run after a job ends
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancelled: dict[str, str] = {}
+        self._stopping = False  # shutting down: no waiting for an unreachable host
 
     # -- what is installed --------------------------------------------------------
 
@@ -83,7 +84,7 @@ class SpeechServer:
         base = SpeechServerStatus(state="missing", detail="", container=self.names.container,
                                   running_job=self._running_id(), settings=self._settings_view())
         try:
-            base.local_context = load_context(self.settings.speech_server_context_dir or ROOT).digest
+            base.local_context = context_digest(self.settings.speech_server_context_dir or ROOT)
         except ContextMissing as exc:
             base.detail = str(exc)
         try:
@@ -151,6 +152,7 @@ class SpeechServer:
         return job
 
     async def stop(self) -> None:
+        self._stopping = True
         for job_id, task in list(self._tasks.items()):
             self._cancelled[job_id] = "spark-control shut down"
             task.cancel()
@@ -187,7 +189,7 @@ class SpeechServer:
         return True, outcome
 
     async def _undo(self, deployment: Deployment, why: str) -> str:
-        patience = 0.0 if "shut down" in why else self.settings.speech_server_cleanup_retry_s
+        patience = 0.0 if self._stopping else self.settings.speech_server_cleanup_retry_s
         left = await undo_patiently(deployment, patience)
         log.warning("speech-server job %s failed: %s; %s", deployment.job.id, why, left)
         return f"{why}. {left}"
