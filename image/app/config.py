@@ -60,6 +60,55 @@ class ServiceSpec(BaseModel):
         return parse_memory(self.memory_limit) if self.memory_limit else None
 
 
+HOST_NAME = r"^[a-z0-9][a-z0-9-]{0,30}$"
+
+
+class HostSpec(BaseModel):
+    """One speech host of the pool (`HOSTS`, a JSON list). With `ssh_host` it is a
+    managed box: SSH + Docker, registry, watchdog, memory cap, overlay, install. Without
+    it, a member known by its URL only (an external serving system behind one URL): it
+    gets work and health checks, nothing else. Unset keys take the global setting of
+    the same name (SSH_KEY_PATH, DOCKER_CMD, PARAKEET_MEMORY_LIMIT, ...)."""
+
+    model_config = {"extra": "forbid"}
+
+    name: str = Field(pattern=HOST_NAME)
+    ssh_host: str = ""
+    ssh_port: int = Field(22, ge=1, le=65535)
+    user: str | None = None
+    ssh_key_path: Path | None = None
+    ssh_known_hosts: Path | None = None
+    docker_cmd: str | None = None
+    nvidia_smi_cmd: str | None = None
+    parakeet_url: str | None = Field(None, pattern=r"^https?://[^\s/]+")
+    parakeet_container: str | None = Field(None, pattern=CONTAINER_NAME.pattern)
+    parakeet_app_dir: str | None = Field(None, pattern=r"^/")
+    parakeet_memory_limit: str | None = None
+    magpie_url: str | None = Field(None, pattern=r"^https?://[^\s/]+")
+    services: list[ServiceSpec] | None = None
+    concurrency: int | None = Field(None, ge=1)  # chunks at once; default GPU_IN_FLIGHT
+    # what an external member's prints are made with, when its /health does not say
+    embedding_model: str | None = None
+
+    @field_validator("parakeet_memory_limit")
+    @classmethod
+    def _memory(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_memory(value)
+        return value
+
+    @model_validator(mode="after")
+    def _reachable(self) -> "HostSpec":
+        if not self.ssh_host and not self.parakeet_url:
+            raise ValueError("needs ssh_host (a managed box) or parakeet_url (a speech "
+                             "endpoint known by its URL only)")
+        return self
+
+    @property
+    def managed(self) -> bool:
+        return bool(self.ssh_host)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
@@ -105,6 +154,10 @@ class Settings(BaseSettings):
     magpie_container: str = Field("magpie-tts", pattern=CONTAINER_NAME.pattern)
     magpie_url: str | None = None
     services: list[ServiceSpec] | None = None
+    # more speech hosts (JSON list of HostSpec), after the SPARK2_HOST one when set
+    hosts: list[HostSpec] = []
+    spark2_name: str = Field("spark2", pattern=HOST_NAME)  # the SPARK2_HOST host's name
+    drain_timeout_s: float = Field(600.0, ge=0)  # in-flight work a drain waits for
     local_speech: bool = True
     local_speech_port: int = Field(0, ge=0, le=65535)
 
@@ -169,6 +222,18 @@ class Settings(BaseSettings):
         return value.expanduser()
 
     @model_validator(mode="after")
+    def _unique_hosts(self) -> "Settings":
+        names = [self.spark2_name] if self.spark2_host else []
+        for index, spec in enumerate(self.hosts):
+            if spec.name in names:
+                raise ValueError(f"HOSTS[{index}] ({spec.name}): the name is already "
+                                 "used" + (" by SPARK2_HOST (SPARK2_NAME)"
+                                           if spec.name == self.spark2_name
+                                           and self.spark2_host else ""))
+            names.append(spec.name)
+        return self
+
+    @model_validator(mode="after")
     def _derived_urls(self) -> "Settings":
         if self.spark2_host:
             self.parakeet_url = self.parakeet_url or f"http://{self.spark2_host}:8000"
@@ -179,6 +244,11 @@ class Settings(BaseSettings):
     def remote(self) -> bool:
         """True when a Spark is configured; False means local mode."""
         return bool(self.spark2_host)
+
+    @property
+    def pooled(self) -> bool:
+        """True when HOSTS names speech hosts: no local speech server then."""
+        return bool(self.hosts)
 
     @property
     def longest_chunk_s(self) -> float:
@@ -211,19 +281,21 @@ class Settings(BaseSettings):
                 ServiceSpec(name="magpie-tts", container=self.magpie_container,
                             url=self.magpie_url, kind="tts") if self.magpie_url else None,
             ) if spec is not None]
-        return [
-            ServiceSpec(name="parakeet-asr", container=self.parakeet_container,
-                        url=self.parakeet_url or "", kind="asr",
-                        memory_limit=self.parakeet_memory_limit),
-            ServiceSpec(name="magpie-tts", container=self.magpie_container,
-                        url=self.magpie_url or "", kind="tts"),
-        ]
+        specs = [ServiceSpec(name="parakeet-asr", container=self.parakeet_container,
+                             url=self.parakeet_url or "", kind="asr",
+                             memory_limit=self.parakeet_memory_limit)]
+        if self.magpie_url:
+            specs.append(ServiceSpec(name="magpie-tts", container=self.magpie_container,
+                                     url=self.magpie_url, kind="tts"))
+        return specs
 
     def check_files(self) -> list[str]:
         """Problems with the files and folders startup needs, each naming its variable:
         found now, in one line each, rather than as a traceback or, for the SSH key, as
         an "cannot reach SSH" that reads like a network fault."""
         problems = [writable_folder("DATA_DIR", self.data_dir)]
+        problems += [p for index, spec in enumerate(self.hosts)
+                     for p in _host_files(self, index, spec)]
         if self.remote:
             problems.append(readable_file("SSH_KEY_PATH", self.ssh_key_path))
             if not self.ssh_insecure_skip_host_key_check:
@@ -232,6 +304,21 @@ class Settings(BaseSettings):
                     f"; add the Spark's key with `ssh-keyscan -p {self.spark2_ssh_port} "
                     f"{self.spark2_host} >> FILE` after checking its fingerprint"))
         return [p for p in problems if p]
+
+
+def _host_files(settings: Settings, index: int, spec: HostSpec) -> list[str | None]:
+    if not spec.managed:
+        return []
+    where = f"HOSTS[{index}] ({spec.name})"
+    key = (spec.ssh_key_path or settings.ssh_key_path).expanduser()
+    found = [readable_file(f"{where} ssh_key_path", key)]
+    if not settings.ssh_insecure_skip_host_key_check:
+        known = (spec.ssh_known_hosts or settings.ssh_known_hosts).expanduser()
+        found.append(readable_file(
+            f"{where} ssh_known_hosts", known,
+            f"; add the host's key with `ssh-keyscan -p {spec.ssh_port} {spec.ssh_host} "
+            ">> FILE` after checking its fingerprint"))
+    return found
 
 
 def _who() -> str:
@@ -282,7 +369,18 @@ def load_settings(**overrides: object) -> Settings:
 def _describe(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
-        variable = str(error["loc"][0]).upper() if error["loc"] else "settings"
+        variable = _where(error["loc"], error.get("input"))
         detail = error["msg"].removeprefix("Value error, ")
         lines.append(f"{variable}: {detail} (got {error.get('input')!r})")
     return "\n".join(lines)
+
+
+def _where(loc: tuple[int | str, ...], given: object) -> str:
+    """HOSTS[1].ssh_port for an error inside the host list, else the variable."""
+    if not loc:
+        return "settings"
+    head = str(loc[0]).upper()
+    if head == "HOSTS" and len(loc) > 1:
+        rest = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc[1:])
+        return f"HOSTS{rest}"
+    return head

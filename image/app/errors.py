@@ -13,6 +13,8 @@ Everything that can go wrong while talking to Spark 2 raises a `RemoteError`:
     │   └── ContainerNotFound   docker has no container of that name               502
     └── UpstreamError           an HTTP service on Spark 2 misbehaved
         ├── UpstreamUnavailable connection refused or reset                        503
+        │   └── NoSpeechHost    no pool member can take work (each one's reason)   503
+        ├── ModelMismatch       chunks came back from different embedding models   502
         └── UpstreamHTTPError   it answered with an error status                   502
                                 (its own 400/413/415/422, the caller's request
                                 refused, is passed through as that status)
@@ -45,6 +47,7 @@ class RemoteError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        self.host: str | None = None  # the pool member it came from, when one did
         REMOTE_ERRORS.labels(self.kind).inc()  # counted once, where the failure is seen
 
 
@@ -107,6 +110,14 @@ class UpstreamError(RemoteError):
 class UpstreamUnavailable(UpstreamError):
     status_code = 503
     kind = "upstream_unavailable"
+
+
+class NoSpeechHost(UpstreamUnavailable):
+    kind = "no_speech_host"
+
+
+class ModelMismatch(UpstreamError):
+    kind = "model_mismatch"
 
 
 class UpstreamHTTPError(UpstreamError):

@@ -78,6 +78,11 @@ class Job:
         step.status, step.detail, step.started_at = "running", detail, time.time()
         await self._emit("step")
 
+    async def note(self, name: str, detail: str) -> None:
+        """A running step's detail changes (what it is doing now)."""
+        self.step(name).detail = detail
+        await self._emit("step")
+
     async def end(self, name: str, status: StepStatus, detail: str = "") -> None:
         step = self.step(name)
         step.status, step.detail = status, detail or step.detail

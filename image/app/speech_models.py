@@ -111,17 +111,21 @@ class SpeechModels:
 
     def start(self, kind: str) -> Job:
         """Start a reapply or restart job; raises Busy while another runs."""
-        self._docker()
-        running = self._running_id()
-        if running is not None:
-            raise Busy(f"job {running} ({self.jobs[running].view.kind}) is still running")
-        self.registry.ensure_free(self._runtime().spec.name)
+        self.ensure_can_start()
         job = Job(kind, REAPPLY if kind == "reapply" else RESTART)
         self.jobs[job.id] = self.active = job
         task = asyncio.create_task(self._run(job))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return job
+
+    def ensure_can_start(self) -> None:
+        """NotConfigured without a Spark; Busy while a job or an action runs."""
+        self._docker()
+        running = self._running_id()
+        if running is not None:
+            raise Busy(f"job {running} ({self.jobs[running].view.kind}) is still running")
+        self.registry.ensure_free(self._runtime().spec.name)
 
     async def stop(self) -> None:
         for task in list(self._tasks):

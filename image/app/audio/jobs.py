@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from ..errors import RemoteError
 from ..metrics import JOB_SECONDS, JOBS
 from .jobstore import JobStore
-from .pipeline import Progress, Runner, SpeakersResult, Transcribed, Voices
+from .pipeline import Placed, Progress, Runner, SpeakersResult, Transcribed, Voices
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +45,19 @@ class AudioJob(BaseModel):
     error: str | None = None
     duration: float  # seconds of audio
     match_speakers: bool = True  # name known speakers in the result
+    hosts: list[ChunkPlace] = []  # the speech host of each finished chunk
     created_at: float
     started_at: float | None = None
     finished_at: float | None = None
     expires_at: float | None = None  # when the finished job and its result are deleted
+
+
+class ChunkPlace(BaseModel):
+    """Where one chunk (or the whole recording, chunk 0) ran."""
+
+    chunk: int  # 0-based, in the order of the recording
+    host: str
+    failed_on: list[str] = []  # hosts it failed on first, and was moved from
 
 
 class JobNotFound(HTTPException):
@@ -196,7 +205,8 @@ class AudioJobs:
             async with self._slots:
                 job.status, job.started_at = "running", time.time()
                 await self._changed(live)
-                done = await self.runner(source, work, job.duration, self._progress(live))
+                done = await self.runner(source, work, job.duration, self._progress(live),
+                                         self._placed(live))
             await self.store.save_result(job.id, done.result.model_dump_json(),
                                          done.voices.model_dump_json())
             self._finish(job, "done", None)
@@ -220,6 +230,13 @@ class AudioJobs:
                 stage, round(5 + 90 * done / max(total, 1), 1))
             await self._changed(live)
         return progress
+
+    def _placed(self, live: _Live) -> Placed:
+        async def placed(index: int, host: str, failed_on: list[str]) -> None:
+            live.job.hosts = sorted([*live.job.hosts, ChunkPlace(
+                chunk=index, host=host, failed_on=failed_on)], key=lambda p: p.chunk)
+            await self._changed(live)
+        return placed
 
     def _finish(self, job: AudioJob, status: Status, error: str | None) -> None:
         job.status, job.stage, job.error = status, status, error

@@ -8,38 +8,48 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import webvtt
 
 from .exports import clock
 from .merge import join_words
-from .pipeline import chunk_audio, chunk_name, retried, together
-from .speech_client import SpeechClient
+from .pipeline import chunk_audio, chunk_name, together
 from .stitching import cuts, plan_chunks
+
+if TYPE_CHECKING:
+    from ..pool.dispatch import SpeechPool
 
 FORMATS = ("json", "text", "verbose_json", "srt", "vtt")
 
 
-async def transcribe(client: SpeechClient, source: Path, work: Path, duration: float,
+async def transcribe(pool: "SpeechPool", source: Path, work: Path, duration: float,
                      language: str | None, threshold_s: float, chunk_s: float,
-                     overlap_s: float) -> dict[str, Any]:
+                     overlap_s: float) -> tuple[dict[str, Any], list[str]]:
+    """The joined verbose_json, and the host each part ran on."""
     spans = ([(0.0, duration)] if duration <= threshold_s
              else plan_chunks(duration, max_s=chunk_s, overlap_s=overlap_s))
-    parts = await together(*(_part(client, source, work, i, spans, language)
-                             for i in range(len(spans))))
+    ran = await together(*(_part(pool, source, work, i, spans, language)
+                           for i in range(len(spans))))
+    parts = [part for part, _ in ran]
     words, segments = _join(parts, spans)
-    return {"task": "transcribe", "language": parts[0].get("language", "english"),
-            "duration": round(duration, 3), "text": join_words(s["text"] for s in segments),
-            "segments": segments, "words": words}
+    return ({"task": "transcribe", "language": parts[0].get("language", "english"),
+             "duration": round(duration, 3), "text": join_words(s["text"] for s in segments),
+             "segments": segments, "words": words}, [host for _, host in ran])
 
 
-async def _part(client: SpeechClient, source: Path, work: Path, i: int,
-                spans: list[tuple[float, float]], language: str | None) -> dict[str, Any]:
+async def _part(pool: "SpeechPool", source: Path, work: Path, i: int,
+                spans: list[tuple[float, float]], language: str | None
+                ) -> tuple[dict[str, Any], str]:
     if len(spans) == 1:  # source is already 16 kHz mono WAV (media.receive)
-        return await client.verbose(source, language)
-    async with chunk_audio(client, source, work, i, spans[i]) as wav:
-        return await retried(chunk_name(i, spans), lambda: client.verbose(wav, language))
+        whole = await pool.run(spans[0][1], "the recording",
+                               lambda c: c.verbose(source, language),
+                               attempts=len(pool.members))
+        return whole.value, whole.host
+    async with chunk_audio(pool, source, work, i, spans[i]) as wav:
+        ran = await pool.run(spans[i][1] - spans[i][0], chunk_name(i, spans),
+                             lambda c: c.verbose(wav, language))
+    return ran.value, ran.host
 
 
 def _join(parts: list[dict[str, Any]],

@@ -15,16 +15,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel
 
 from ..config import Settings
-from ..errors import RemoteError, UpstreamHTTPError
+from ..errors import ModelMismatch
 from ..speakers.thresholds import scale_for
 from .media import to_wav
 from .merge import SpeakerTurn, TimedWord, merge, talk_seconds
 from .speech_client import SpeechClient
+
+if TYPE_CHECKING:
+    from ..pool.dispatch import SpeechPool
 from .stitching import ChunkResult, plan_chunks, stitch
 
 
@@ -96,34 +99,41 @@ class Transcribed(BaseModel):
     voices: Voices
 
 
-Runner = Callable[[Path, Path, float, Progress], Awaitable["Transcribed"]]
+Runner = Callable[[Path, Path, float, Progress, "Placed"], Awaitable["Transcribed"]]
+Placed = Callable[[int, str, list[str]], Awaitable[None]]
+"""Called as placed(chunk index, host it ran on, hosts where it failed first)."""
 
 
-def runner(client: SpeechClient, settings: Settings) -> Runner:
-    """transcribe_with_speakers bound to a client and the chunking settings."""
-    async def run(source: Path, work: Path, duration: float,
-                  progress: Progress = _quiet) -> Transcribed:
+async def _nowhere(index: int, host: str, failed_on: list[str]) -> None:
+    return None
+
+
+def runner(pool: SpeechPool, settings: Settings) -> Runner:
+    """transcribe_with_speakers bound to the pool and the chunking settings."""
+    async def run(source: Path, work: Path, duration: float, progress: Progress = _quiet,
+                  placed: Placed = _nowhere) -> Transcribed:
         return await transcribe_with_speakers(
-            client, source, work, duration, threshold_s=settings.chunk_threshold_s,
-            chunk_s=settings.chunk_s, overlap_s=settings.chunk_overlap_s, progress=progress)
+            pool, source, work, duration, threshold_s=settings.chunk_threshold_s,
+            chunk_s=settings.chunk_s, overlap_s=settings.chunk_overlap_s, progress=progress,
+            placed=placed)
     return run
 
 
-async def transcribe_with_speakers(client: SpeechClient, source: Path, work: Path,
+async def transcribe_with_speakers(pool: SpeechPool, source: Path, work: Path,
                                    duration: float, *, threshold_s: float = 600.0,
                                    chunk_s: float = 600.0,
                                    overlap_s: float = 25.0,
-                                   progress: Progress = _quiet) -> Transcribed:
+                                   progress: Progress = _quiet,
+                                   placed: Placed = _nowhere) -> Transcribed:
     if duration <= threshold_s:
-        heard = await _whole(client, source, work, progress)
+        heard = await _whole(pool, source, duration, progress, placed)
         chunks = 1
     else:
         spans = plan_chunks(duration, max_s=chunk_s, overlap_s=overlap_s)
-        heard = await _chunked(client, source, work, spans, progress)
+        heard = await _chunked(pool, source, work, spans, progress, placed)
         chunks = len(spans)
     await progress("merging", chunks, chunks)
-    return Transcribed(result=_result(client, duration, heard, chunks),
-                       voices=_voices(client, heard))
+    return Transcribed(result=_result(duration, heard, chunks), voices=_voices(heard))
 
 
 @dataclass
@@ -132,44 +142,67 @@ class _Heard:
     turns: list[SpeakerTurn]
     language: str
     prints: dict[str, list[float]]
+    models: dict[str, str]
 
 
-async def _whole(client: SpeechClient, source: Path, work: Path, progress: Progress) -> _Heard:
+async def _whole(pool: SpeechPool, source: Path, duration: float, progress: Progress,
+                 placed: Placed) -> _Heard:
     # source is already 16 kHz mono WAV: media.receive decoded the upload on arrival
     await progress("normalizing", 0, 1)
     await progress("transcribing", 0, 1)
-    (words, language), (turns, prints) = await together(client.transcribe(source),
-                                                        client.diarize(source, chunk=True))
-    return _Heard(words, turns, language, prints)
+    ran = await pool.run(duration, "the recording", lambda c: _chunk_once(c, source, 0.0, duration),
+                         attempts=len(pool.members))
+    await placed(0, ran.host, ran.failed_on)
+    part, language, models = ran.value
+    return _Heard(part.words, part.turns, language, part.fingerprints, models)
 
 
-async def _chunked(client: SpeechClient, source: Path, work: Path,
-                   spans: list[tuple[float, float]], progress: Progress) -> _Heard:
+async def _chunked(pool: SpeechPool, source: Path, work: Path,
+                   spans: list[tuple[float, float]], progress: Progress,
+                   placed: Placed) -> _Heard:
     done = 0
 
-    async def one(index: int) -> tuple[ChunkResult, str]:
+    async def one(index: int) -> _Part:
         nonlocal done
-        result = await _chunk(client, source, work, index, spans)
+        result = await _chunk(pool, source, work, index, spans, placed)
         done += 1
         await progress("transcribing", done, len(spans))
         return result
 
     await progress("transcribing", 0, len(spans))
     results = await together(*(one(i) for i in range(len(spans))))
-    scale = scale_for(client.models.get("embedding", ""))
+    models = _one_embedding_model(results)
+    scale = scale_for(models.get("embedding", ""))
     figures = {} if scale is None else {"same_voice": scale.same_voice,
                                         "different_voice": scale.different_voice,
                                         "split_voice": scale.split_voice}
-    stitched = stitch([r for r, _ in results], **figures)
-    return _Heard(stitched.words, stitched.turns, results[0][1], stitched.prints)
+    stitched = stitch([r for r, _, _ in results], **figures)
+    return _Heard(stitched.words, stitched.turns, results[0][1], stitched.prints, models)
 
 
-async def _chunk(client: SpeechClient, source: Path, work: Path, index: int,
-                 spans: list[tuple[float, float]]) -> tuple[ChunkResult, str]:
+_Part = tuple[ChunkResult, str, dict[str, str]]  # (result, language, the models used)
+
+
+def _one_embedding_model(results: list[_Part]) -> dict[str, str]:
+    """The models of the chunks; refused when their prints came from different
+    embedding models (a member changed model mid-job): they would not compare."""
+    used = {models.get("embedding", "") for _, _, models in results}
+    if len(used) > 1:
+        raise ModelMismatch(f"the chunks were diarized with different embedding models "
+                            f"({', '.join(sorted(used))}): their voice prints do not compare, "
+                            "so speakers cannot be followed across chunks; submit the file "
+                            "again once every speech host runs the same model")
+    return results[0][2]
+
+
+async def _chunk(pool: SpeechPool, source: Path, work: Path, index: int,
+                 spans: list[tuple[float, float]], placed: Placed) -> _Part:
     start, end = spans[index]
-    async with chunk_audio(client, source, work, index, spans[index]) as wav:
-        return await retried(chunk_name(index, spans),
-                             lambda: _chunk_once(client, wav, start, end))
+    async with chunk_audio(pool, source, work, index, spans[index]) as wav:
+        ran = await pool.run(end - start, chunk_name(index, spans),
+                             lambda c: _chunk_once(c, wav, start, end))
+    await placed(index, ran.host, ran.failed_on)
+    return ran.value
 
 
 def chunk_name(index: int, spans: list[tuple[float, float]]) -> str:
@@ -194,31 +227,14 @@ async def together(*steps: Awaitable[T]) -> list[T]:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def retried(what: str, attempt: Callable[[], Awaitable[T]]) -> T:
-    """One retry, since a transient fault should not sink a 3-hour job; a second
-    failure names `what`."""
-    try:
-        return await attempt()
-    except UpstreamHTTPError as exc:
-        if exc.refused:  # the request itself was refused: the same again would be too
-            raise
-    except RemoteError:
-        pass
-    try:
-        return await attempt()
-    except RemoteError as exc:
-        exc.message = f"{what} failed twice: {exc.message}"
-        raise
-
-
 @asynccontextmanager
-async def chunk_audio(client: SpeechClient, source: Path, work: Path, index: int,
+async def chunk_audio(pool: SpeechPool, source: Path, work: Path, index: int,
                       span: tuple[float, float]) -> AsyncIterator[Path]:
     """The span as a 16 kHz WAV, removed afterwards; chunks are cut only as fast as
-    they are consumed (the client's chunk gate), so disk use stays bounded."""
+    the pool takes them (its chunk gate), so disk use stays bounded."""
     start, end = span
     wav = work / f"chunk-{index:04d}.wav"
-    async with client.gate_chunks:
+    async with pool.gate_chunks:
         try:
             await to_wav(source, wav, start, end - start)
             yield wav
@@ -226,28 +242,26 @@ async def chunk_audio(client: SpeechClient, source: Path, work: Path, index: int
             wav.unlink(missing_ok=True)
 
 
-async def _chunk_once(client: SpeechClient, wav: Path, start: float,
-                      end: float) -> tuple[ChunkResult, str]:
+async def _chunk_once(client: SpeechClient, wav: Path, start: float, end: float) -> _Part:
     (words, language), (turns, prints) = await together(
         client.transcribe(wav), client.diarize(wav, chunk=True))
-    return ChunkResult(start, end, turns, words, prints), language
+    return ChunkResult(start, end, turns, words, prints), language, dict(client.models)
 
 
-def _result(client: SpeechClient, duration: float, heard: _Heard,
-            chunks: int) -> SpeakersResult:
+def _result(duration: float, heard: _Heard, chunks: int) -> SpeakersResult:
     segments = [SpeakerSegment(start_ms=round(b.start * 1000), end_ms=round(b.end * 1000),
                                speaker=b.speaker, text=b.text)
                 for b in merge(heard.words, heard.turns)]
-    models = ModelNames(transcription=client.models.get("asr", "unknown"),
-                        diarization=client.models.get("diarizer", "unknown"))
+    models = ModelNames(transcription=heard.models.get("asr", "unknown"),
+                        diarization=heard.models.get("diarizer", "unknown"))
     return SpeakersResult(duration=round(duration, 3), language=heard.language,
                           speakers_detected=len({t.speaker for t in heard.turns}),
                           segments=segments, models=models, chunks=chunks)
 
 
-def _voices(client: SpeechClient, heard: _Heard) -> Voices:
+def _voices(heard: _Heard) -> Voices:
     """Each speaker's print with the seconds of speech it stands for."""
     seconds = talk_seconds(heard.turns)
     prints = {label: VoicePrint(vector=vector, seconds=round(seconds[label], 2))
               for label, vector in heard.prints.items() if label in seconds}
-    return Voices(model=client.models.get("embedding", ""), prints=prints)
+    return Voices(model=heard.models.get("embedding", ""), prints=prints)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 
 import httpx
@@ -58,6 +58,9 @@ class Registry:
         self.health_pollers = {name: self._health_poller(rt.spec)
                                for name, rt in self.runtime.items()}
         self.docker_poller.listeners.append(self._enforce_caps)
+        # Set by the pool: entered around every action on a speech (asr) service, to
+        # take the host out of rotation first (pool/dispatch.py `drained`).
+        self.guard: Callable[[str, str], AbstractAsyncContextManager[None]] | None = None
 
     def _health_poller(self, spec: ServiceSpec) -> Poller[HealthResult]:
         async def fetch() -> HealthResult:
@@ -138,8 +141,10 @@ class Registry:
         """Hold the service for one action or job; a second claim raises Busy."""
         rt = self.ensure_free(name)
         rt.action = ActionView(action=action, by=by, started_at=time.time())  # type: ignore[arg-type]
+        guarded = self.guard if self.guard and rt.spec.kind == "asr" else None
         try:
-            yield rt
+            async with guarded(action, by) if guarded else nullcontext():
+                yield rt
         finally:
             rt.action = None
             await self.docker_poller.refresh(fresh=True)

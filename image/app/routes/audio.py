@@ -7,14 +7,14 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from ..audio.exports import MEDIA_TYPES, file_id, render
 from ..audio.media import receive, workdir
 from ..audio.pipeline import SpeakersResult, Transcribed, runner
-from ..audio.speech_client import SpeechClient
 from ..audio.uploads import form_schema
 from ..errors import NotConfigured, UpstreamHTTPError
+from ..pool.dispatch import SpeechPool
 from ..speakers.naming import named
 
 router = APIRouter(prefix="/api/audio", tags=["audio"])
@@ -35,12 +35,16 @@ async def transcribe_speakers(
     overlapping chunks and stitched to one speaker identity. Speakers whose voice
     matches an enrolled one (/api/speakers) are named. `format` picks JSON (the
     contract), SRT or WebVTT subtitles with speaker names, RTTM or plain text."""
-    done, filename = await _transcribe(request)
+    done, filename, hosts = await _transcribe(request)
     result = await result_for(request, done, match_speakers)
+    headers = {HOSTS_HEADER: ",".join(hosts)}
     if format == "json":
-        return result
+        return JSONResponse(result.model_dump(mode="json"), headers=headers)
     text = render(result, format, file_id(filename))
-    return PlainTextResponse(text, media_type=MEDIA_TYPES[format])
+    return PlainTextResponse(text, media_type=MEDIA_TYPES[format], headers=headers)
+
+
+HOSTS_HEADER = "X-Speech-Hosts"  # the speech host of each chunk, in order
 
 
 MATCH_HELP = ("name speakers whose voice matches an enrolled one (false: keep the "
@@ -56,21 +60,28 @@ async def result_for(request: Request, done: Transcribed, match_speakers: bool
                        request.app.state.settings.speaker_match_threshold)
 
 
-async def _transcribe(request: Request) -> tuple[Transcribed, str]:
+async def _transcribe(request: Request) -> tuple[Transcribed, str, list[str]]:
     settings = request.app.state.settings
-    run = runner(speech_client(request), settings)
+    run = runner(speech_pool(request), settings)
+    hosts: dict[int, str] = {}
+
+    async def placed(index: int, host: str, failed_on: list[str]) -> None:
+        hosts[index] = host
+
     async with workdir(settings.data_dir) as work:
         upload, duration = await receive(request, work, settings.max_upload_mb)
         refuse_if_swapping(request, duration)
         async with wedge_recovery(request):
-            return await run(upload.path, work, duration), upload.filename
+            done = await run(upload.path, work, duration, placed=placed)
+    return done, upload.filename, [hosts[i] for i in sorted(hosts)]
 
 
-def speech_client(request: Request) -> SpeechClient:
-    client = request.app.state.speech
-    if client is None:
-        raise NotConfigured("no speech server is configured (PARAKEET_URL or SPARK2_HOST)")
-    return client
+def speech_pool(request: Request) -> SpeechPool:
+    pool: SpeechPool = request.app.state.pool
+    if not any(m.client is not None for m in pool.members.values()):
+        raise NotConfigured("no speech server is configured (PARAKEET_URL, SPARK2_HOST "
+                            "or HOSTS)")
+    return pool
 
 
 def refuse_if_swapping(request: Request, duration: float) -> None:
@@ -93,7 +104,7 @@ async def wedge_recovery(request: Request, kind: str = "asr") -> AsyncIterator[N
     try:
         yield
     except UpstreamHTTPError as exc:
-        if not request.app.state.watchdog.kick_wedged(exc, kind):
+        if not request.app.state.pool.kick_wedged(exc, kind):
             raise
         raise HTTPException(503, f"the speech server failed ({exc.message}); a deep "
                                  "check was started; retry in a minute",

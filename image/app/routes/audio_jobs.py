@@ -18,7 +18,7 @@ from ..audio.jobs import AudioJob, AudioJobs
 from ..audio.media import receive
 from ..audio.pipeline import SpeakersResult
 from ..audio.uploads import form_schema
-from .audio import MATCH_HELP, refuse_if_swapping, result_for, speech_client
+from .audio import MATCH_HELP, refuse_if_swapping, result_for, speech_pool
 
 router = APIRouter(prefix="/api/audio/jobs", tags=["audio jobs"])
 
@@ -42,7 +42,7 @@ async def submit(request: Request,
     """Accept a recording (the same form as transcribe-with-speakers) and work on it in
     the background; follow it at `/events`, fetch it at `/result`."""
     settings = request.app.state.settings
-    speech_client(request)  # 503 now, not a failed job later, when none is configured
+    speech_pool(request)  # 503 now, not a failed job later, when none is configured
     jobs = _jobs(request)
     job_id = jobs.new_id()
     spool = settings.data_dir / "spool"

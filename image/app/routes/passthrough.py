@@ -15,7 +15,7 @@ from ..audio.media import receive, workdir
 from ..audio.passthrough import FORMATS, render, transcribe
 from ..audio.uploads import form_schema
 from ..errors import NotConfigured, RemoteTimeout, UpstreamHTTPError, UpstreamUnavailable
-from .audio import refuse_if_swapping, speech_client, wedge_recovery
+from .audio import HOSTS_HEADER, refuse_if_swapping, speech_pool, wedge_recovery
 
 router = APIRouter(tags=["pass-through"])
 
@@ -32,7 +32,7 @@ TRANSCRIPTION_FORM = form_schema(
              openapi_extra=TRANSCRIPTION_FORM)
 async def transcriptions(request: Request) -> Response:
     """OpenAI-compatible; recordings over CHUNK_THRESHOLD_S are chunked and joined."""
-    settings, client = request.app.state.settings, speech_client(request)
+    settings, pool = request.app.state.settings, speech_pool(request)
     async with workdir(settings.data_dir) as work:
         upload, duration = await receive(request, work, settings.max_upload_mb)
         refuse_if_swapping(request, duration)
@@ -41,18 +41,20 @@ async def transcriptions(request: Request) -> Response:
             raise HTTPException(400, f"response_format must be one of {', '.join(FORMATS)}")
         granularities = set(upload.fields.get("timestamp_granularities[]", []))
         async with wedge_recovery(request):
-            body = await transcribe(client, upload.path, work, duration,
+            body, hosts = await transcribe(pool, upload.path, work, duration,
                                     upload.value("language") or None,
                                     settings.chunk_threshold_s, settings.chunk_s,
                                     settings.chunk_overlap_s)
     out = render(body, response_format, granularities)
-    return JSONResponse(out) if isinstance(out, dict) else PlainTextResponse(out)
+    headers = {HOSTS_HEADER: ",".join(hosts)}
+    return (JSONResponse(out, headers=headers) if isinstance(out, dict)
+            else PlainTextResponse(out, headers=headers))
 
 
 @router.post("/api/audio/diarize-chunk", openapi_extra=form_schema())
 async def diarize_chunk(request: Request) -> Any:
     """The speech server's diarize-chunk (turns + voice fingerprints), as it answers."""
-    settings, client = request.app.state.settings, speech_client(request)
+    settings, pool = request.app.state.settings, speech_pool(request)
     async with workdir(settings.data_dir) as work:
         upload, duration = await receive(request, work, settings.max_upload_mb)
         if duration > settings.longest_chunk_s:
@@ -60,7 +62,10 @@ async def diarize_chunk(request: Request) -> Any:
                                      f"{settings.longest_chunk_s:g} s (this is {duration:.0f} s);"
                                      " send longer recordings to transcribe-with-speakers")
         async with wedge_recovery(request):  # upload.path is 16 kHz mono WAV already
-            return await client.diarize_chunk_raw(upload.path)
+            ran = await pool.run(duration, "the chunk",
+                                 lambda c: c.diarize_chunk_raw(upload.path),
+                                 attempts=len(pool.members))
+    return JSONResponse(ran.value, headers={HOSTS_HEADER: ran.host})
 
 
 class SpeechRequest(BaseModel):

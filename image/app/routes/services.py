@@ -11,6 +11,7 @@ from ..registry.probes import DeepCheckResult
 from ..registry import Busy, Registry, UnknownService
 from ..registry.services import Action, RestartRecord, ServiceStatus
 from ..registry.watchdog import Watchdog
+from .pool import HostQuery, member
 
 router = APIRouter(prefix="/api/services", tags=["services"])
 
@@ -41,8 +42,8 @@ class DeepCheckResponse(BaseModel):
     service: ServiceStatus
 
 
-def _registry(request: Request) -> Registry:
-    return request.app.state.registry
+def _registry(request: Request, host: str | None) -> Registry:
+    return member(request, host).registry
 
 
 def _status(registry: Registry, name: str) -> ServiceStatus:
@@ -53,9 +54,9 @@ def _status(registry: Registry, name: str) -> ServiceStatus:
 
 
 @router.get("", response_model=ServicesResponse)
-async def list_services(request: Request) -> ServicesResponse:
-    """Every service as last polled; never waits on Spark 2."""
-    registry = _registry(request)
+async def list_services(request: Request, host: HostQuery = None) -> ServicesResponse:
+    """Every service of the host as last polled; never waits on it."""
+    registry = _registry(request, host)
     poller = registry.docker_poller
     if registry.mode == "local":
         host = HostView(host="localhost", reachable=None, checked_at=poller.updated_at,
@@ -78,16 +79,17 @@ async def list_services(request: Request) -> ServicesResponse:
 
 
 @router.get("/{name}", response_model=ServiceStatus)
-async def get_service(name: str, request: Request) -> ServiceStatus:
-    return _status(_registry(request), name)
+async def get_service(name: str, request: Request, host: HostQuery = None) -> ServiceStatus:
+    return _status(_registry(request, host), name)
 
 
 @router.post("/{name}/deep-check", response_model=DeepCheckResponse)
-async def run_deep_check(name: str, request: Request) -> DeepCheckResponse:
+async def run_deep_check(name: str, request: Request,
+                         host: HostQuery = None) -> DeepCheckResponse:
     """Send a real tiny request now; a wedged service is restarted (within budget)."""
-    registry = _registry(request)
+    registry = _registry(request, host)
     _status(registry, name)
-    watchdog: Watchdog = request.app.state.watchdog
+    watchdog: Watchdog = member(request, host).watchdog
     result, record = await watchdog.check(name)
     return DeepCheckResponse(result=result, auto_restart=record,
                              service=registry.status(name))
@@ -96,8 +98,11 @@ async def run_deep_check(name: str, request: Request) -> DeepCheckResponse:
 @router.post("/{name}/{action}", response_model=ActionResponse,
              responses={404: {"description": "unknown service"},
                         409: {"description": "another action is running on it"}})
-async def act(name: str, action: Action, request: Request) -> ActionResponse:
-    registry = _registry(request)
+async def act(name: str, action: Action, request: Request,
+              host: HostQuery = None) -> ActionResponse:
+    """Start, stop or restart; a speech server is drained first when another host can
+    take its work (its in-flight work finishes, up to DRAIN_TIMEOUT_S)."""
+    registry = _registry(request, host)
     _status(registry, name)
     try:
         record = await registry.act(name, action)

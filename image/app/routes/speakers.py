@@ -17,7 +17,7 @@ from ..speakers import enroll
 from ..speakers.library import NameTaken, Speaker, TooManySamples, VoiceLibrary
 from ..speakers.naming import PersonName, clean_name
 from ..speakers.thresholds import MIN_ENROLL_S, MIN_MATCH_S, scale_for
-from .audio import speech_client, wedge_recovery
+from .audio import speech_pool, wedge_recovery
 
 router = APIRouter(prefix="/api/speakers", tags=["speakers"])
 M = TypeVar("M", bound=BaseModel)
@@ -152,17 +152,10 @@ async def delete_sample(speaker_id: str, sample_id: int, request: Request) -> Re
 
 
 def _embedding_model(request: Request) -> str | None:
-    """The model of the last answer with prints, else the one the ASR service's cached
-    /health names (so it shows before the first transcription)."""
-    speech = request.app.state.speech
-    if speech is not None and speech.models.get("embedding"):
-        return str(speech.models["embedding"])
-    for status in request.app.state.registry.statuses():
-        body = status.health.body if status.kind == "asr" and status.health else None
-        models = body.get("models") if isinstance(body, dict) else None
-        if isinstance(models, dict) and isinstance(models.get("embedding"), str):
-            return str(models["embedding"])
-    return None
+    """The pool's embedding model: the first member's that is known (its cached
+    /health, else its last answer), so it shows before the first transcription."""
+    reference = request.app.state.pool.reference()
+    return reference[1] if reference else None
 
 
 async def _speaker(library: VoiceLibrary, speaker_id: str) -> Speaker:
@@ -205,7 +198,7 @@ async def _sample_voice(request: Request, *, named: bool
                         ) -> tuple[str, tuple[str, VoicePrint]]:
     """(the form's name, (model, print)) from a multipart sample."""
     settings = request.app.state.settings
-    client = speech_client(request)
+    pool = speech_pool(request)
     async with workdir(settings.data_dir) as work:
         upload, duration = await receive(request, work, settings.max_upload_mb)
         name = _form_name(upload.value("name")) if named else ""
@@ -216,7 +209,10 @@ async def _sample_voice(request: Request, *, named: bool
                                      f"{settings.longest_chunk_s:.0f} s of one speech-server "
                                      "request; send a clip of one person (a minute is plenty)")
         async with wedge_recovery(request):
-            return name, await enroll.from_sample(client, upload.path)
+            ran = await pool.run(duration, "the sample",
+                                 lambda c: enroll.from_sample(c, upload.path),
+                                 attempts=len(pool.members))
+            return name, ran.value
 
 
 async def _name_free(request: Request, name: str) -> None:
