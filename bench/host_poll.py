@@ -21,7 +21,7 @@ sys.path[:0] = [str(REPO), str(REPO / "image"), str(REPO / "tests")]
 
 from app.remote.docker import Docker  # noqa: E402
 from app.host.health import HostHealth  # noqa: E402
-from app.server import ssh_target  # noqa: E402
+from app.pool.members import ssh_target  # noqa: E402
 from app.remote.ssh import SSHClient  # noqa: E402
 from helpers import sim_settings  # noqa: E402
 from sim.spark2 import SimSpark2  # noqa: E402

@@ -45,6 +45,7 @@ class SimState:
     ssh_port: int
     parakeet_port: int
     magpie_port: int
+    tts: bool = True  # runs magpie-tts
     pids: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -60,11 +61,12 @@ class SimSpark2:
     # -- lifecycle -----------------------------------------------------------
 
     @classmethod
-    def up(cls, speech: bool = True) -> "SimSpark2":
+    def up(cls, speech: bool = True, tts: bool = True) -> "SimSpark2":
         """speech=False: a Spark without parakeet-asr, as before the speech server is
-        installed (magpie-tts only)."""
+        installed (magpie-tts only); tts=False: no magpie-tts (a speech host of a pool
+        beyond the first)."""
         root = Path(tempfile.mkdtemp(prefix="simspark-", dir="/tmp"))  # short: socket paths
-        state = SimState(str(root), *free_ports(3))
+        state = SimState(str(root), *free_ports(3), tts=tts)
         sim = cls(state)
         try:
             sim.install_gpu_standin()
@@ -84,7 +86,8 @@ class SimSpark2:
 
     def down(self) -> None:
         if self.state.pids.get("dockerd") and _alive(self.state.pids["dockerd"]):
-            self.docker("rm", "-f", "parakeet-asr", "magpie-tts", check=False)
+            self.docker("rm", "-f", "parakeet-asr", "magpie-tts", "parakeet-asr-next",
+                        check=False)
         self.stop_sshd()
         self._kill("dockerd", timeout=20)
         _unmount_under(self.root)
@@ -115,18 +118,22 @@ class SimSpark2:
                              check=True).stdout
         self.docker("import", "-", IMAGE, input=tar)
 
-    def create_containers(self, speech: bool = True) -> None:
+    def create_containers(self, speech: bool = True, env: dict[str, str] | None = None
+                          ) -> None:
         # The overlay, plus the CPU engine's speaker-encoder weights: part of this
         # simulated image (the real one runs NeMo), not of what spark-control deploys.
         files = [*_patch_files(), PATCHES / "ge2e_weights.npz", PATCHES / "campplus.onnx"]
         if speech:
             self.create_container("parakeet-asr", self.state.parakeet_port, APP_DIR,
-                                  {f"{APP_DIR}/{p.name}": p.read_bytes() for p in files})
-        self.create_container("magpie-tts", self.state.magpie_port, TTS_DIR,
-                              {f"{TTS_DIR}/main.py": TTS_STANDIN.read_bytes()})
+                                  {f"{APP_DIR}/{p.name}": p.read_bytes() for p in files},
+                                  env=env)
+        if self.state.tts:
+            self.create_container("magpie-tts", self.state.magpie_port, TTS_DIR,
+                                  {f"{TTS_DIR}/main.py": TTS_STANDIN.read_bytes()})
 
     def create_container(self, name: str, port: int, app_dir: str,
-                         files: dict[str, bytes], engine: str = "cpu") -> None:
+                         files: dict[str, bytes], engine: str = "cpu",
+                         env: dict[str, str] | None = None) -> None:
         self.docker("rm", "-f", name, check=False)
         # A removed container's server must be gone before the new one's health counts.
         _wait(lambda: not _port_open(port), 15, f"port {port} of the old {name} to close")
@@ -136,18 +143,21 @@ class SimSpark2:
         self.docker("create", "--name", name, "--network", "host", *_python_binds(),
                     "-e", f"PATH={Path(python).parent}:/usr/local/bin:/usr/bin:/bin",
                     "-e", "PYTHONDONTWRITEBYTECODE=1", "-e", "HOME=/root",
-                    "-e", f"ENGINE={engine}", IMAGE, *command)
+                    "-e", f"ENGINE={engine}",
+                    *[arg for k, v in (env or {}).items() for arg in ("-e", f"{k}={v}")],
+                    IMAGE, *command)
         self.docker("cp", "-", f"{name}:/", input=tar_of(files))
         self.docker("start", name)
 
-    def reset_containers(self) -> None:
-        """Fresh containers (no memory cap, default files), both healthy.
+    def reset_containers(self, env: dict[str, str] | None = None) -> None:
+        """Fresh containers (no memory cap, default files), both healthy; `env` is
+        given to the speech server (e.g. CPU_SPEAKER_MODEL).
 
         Waits first for docker commands that earlier clients left running (an SSH
         client that disconnects does not stop them): a late `docker update` must not
         land on the new containers."""
         _wait(lambda: not self._docker_clients(), 30, "earlier docker commands to end")
-        self.create_containers()
+        self.create_containers(env=env)
         self.wait_healthy()
 
     def _docker_clients(self) -> list[int]:
@@ -159,7 +169,8 @@ class SimSpark2:
     def wait_healthy(self, timeout: float = 60, speech: bool = True) -> None:
         """Both servers answer /health with status ok (the speech models loaded)."""
         ports = [self.state.parakeet_port] if speech else []
-        for port in (*ports, self.state.magpie_port):
+        ports += [self.state.magpie_port] if self.state.tts else []
+        for port in ports:
             _wait(lambda p=port: _health_ok(f"http://127.0.0.1:{p}/health"), timeout,
                   f"health on port {port}")
 
@@ -186,7 +197,9 @@ class SimSpark2:
         """Stop sshd and the sessions it forked, as a powered-off host would."""
         pid = self.state.pids.get("sshd")
         if pid:
-            for child in _children(pid):
+            # every descendant: a session's own process (privilege separation's child of
+            # the per-connection monitor) would otherwise keep the connection serving
+            for child in _descendants(pid):
                 _signal(child, signal.SIGKILL)
         self._kill("sshd")
 
@@ -235,6 +248,17 @@ class SimSpark2:
             "NVIDIA_SMI_CMD": str(self.root / "gpu" / "nvidia-smi"),
             "SIM_SPARK2_DIR": str(self.root),
         }
+
+    def host_entry(self, name: str) -> dict[str, object]:
+        """This simulation as one HOSTS entry of a pool (config.HostSpec)."""
+        keys = self.root / "keys"
+        return {"name": name, "ssh_host": "127.0.0.1", "ssh_port": self.state.ssh_port,
+                "user": "root", "ssh_key_path": str(keys / "client_ed25519"),
+                "ssh_known_hosts": str(keys / "known_hosts"),
+                "docker_cmd": shlex.join(["docker", "-H", f"unix://{self.state.sock}"]),
+                "nvidia_smi_cmd": str(self.root / "gpu" / "nvidia-smi"),
+                "parakeet_url": f"http://127.0.0.1:{self.state.parakeet_port}",
+                "parakeet_app_dir": APP_DIR}
 
     def import_base(self, tag: str = BASE_IMAGE) -> str:
         """A Debian base with python3 and pip (sim.images.cached_base) in this Docker
@@ -374,6 +398,15 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        children = _children(todo.pop())
+        found += children
+        todo += children
+    return found
+
+
 def _signal(pid: int, sig: int) -> None:
     try:
         os.kill(pid, sig)
@@ -416,22 +449,51 @@ def main(argv: list[str]) -> int:
         if bare:
             sim.import_base()
             env.update(sim.install_env(free_ports(1)[0]))
+        more = [SimSpark2.up(tts=False) for _ in range(_hosts(argv[1:]) - 1)]
+        for other in more:
+            remember(other.root)
+        if more:
+            env["HOSTS"] = json.dumps([o.host_entry(_name(i)) for i, o in enumerate(more)])
+            env["SIM_SPARK2_DIRS"] = " ".join(str(s.root) for s in (sim, *more))
         for key, value in env.items():
             print(f"export {key}={shlex.quote(value)}")
         return 0
     if command == "down":
         return _down(argv[1:])
-    print("usage: sim-spark2 up [--no-speech] | down [DIR]\n"
+    print("usage: sim-spark2 up [--no-speech] [--hosts N] | down [DIR]\n"
           "  eval \"$(scripts/sim-spark2 up)\"; spark-control\n"
           "  --no-speech: no parakeet-asr, a Debian base image and the install manager's "
-          "settings (install it from the dashboard)", file=sys.stderr)
+          "settings (install it from the dashboard)\n"
+          "  --hosts N: N simulated hosts as one pool (SPARK2_HOST and HOSTS)",
+          file=sys.stderr)
     return 2
 
 
+def _hosts(args: list[str]) -> int:
+    """--hosts N (default 1)."""
+    if "--hosts" not in args:
+        return 1
+    index = args.index("--hosts")
+    try:
+        count = int(args[index + 1])
+    except (IndexError, ValueError):
+        raise SystemExit("sim-spark2: --hosts takes a number, e.g. --hosts 2") from None
+    if not 1 <= count <= 8:
+        raise SystemExit("sim-spark2: --hosts takes 1 to 8")
+    return count
+
+
+def _name(index: int) -> str:
+    """The pool names of the hosts after the first (spark2): spark1, then spark3..."""
+    return "spark1" if index == 0 else f"spark{index + 2}"
+
+
 def _down(args: list[str]) -> int:
-    """`down DIR`, or the shell's SIM_SPARK2_DIR, or every simulation `up` recorded."""
-    named = args[0] if args else os.environ.get("SIM_SPARK2_DIR")
-    roots = [Path(named)] if named else recorded()
+    """`down DIR`, or the shell's SIM_SPARK2_DIRS (or SIM_SPARK2_DIR), or every
+    simulation `up` recorded."""
+    named = (args[:1] or os.environ.get("SIM_SPARK2_DIRS", "").split()
+             or [os.environ.get("SIM_SPARK2_DIR", "")])
+    roots = [Path(n) for n in named if n] or recorded()
     roots = [r for r in roots if (r / "state.json").exists()]
     if not roots:
         print("sim-spark2: nothing to stop (no DIR given, no SIM_SPARK2_DIR, and no "

@@ -67,3 +67,25 @@ def sim(spark2: SimSpark2) -> SimSpark2:
     spark2.reset_containers()
     spark2.set_gpu(GB10_CSV)
     return spark2
+
+
+@pytest.fixture(scope="session")
+def spark1_host() -> Iterator[SimSpark2]:
+    """The pool's second simulated host (its own dockerd, sshd and speech server; no
+    TTS): tests/sim/test_pool.py and the browser's hosts panel use it."""
+    host = SimSpark2.up(tts=False)
+    try:
+        yield host
+    finally:
+        host.down()
+
+
+@pytest.fixture
+def spark1(spark1_host: SimSpark2) -> SimSpark2:
+    """The second host with sshd up and a fresh, healthy speech server."""
+    pid = spark1_host.state.pids.get("sshd")
+    if not pid or not _alive(pid):
+        spark1_host.start_sshd()
+    spark1_host.reset_containers()
+    spark1_host.set_gpu(GB10_CSV)
+    return spark1_host

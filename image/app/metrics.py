@@ -25,6 +25,12 @@ OOM_KILLS = Counter("spark_control_service_oom_kills_total",
                     "containers found killed for memory", ["service"])
 GPU_IN_FLIGHT = Gauge("spark_control_gpu_requests_in_flight",
                       "speech-server requests in flight (capped by GPU_IN_FLIGHT)")
+POOL_OUTSTANDING = Gauge("spark_control_pool_outstanding_seconds",
+                         "seconds of audio sent to a speech host and not answered yet",
+                         ["host"])
+POOL_UNITS = Counter("spark_control_pool_units_total",
+                     "units of speech work (recordings, chunks, requests) by host and outcome",
+                     ["host", "outcome"])  # served, failed (then moved or given up)
 JOBS = Counter("spark_control_audio_jobs_total", "audio jobs ended, by outcome", ["outcome"])
 JOB_SECONDS = Histogram("spark_control_audio_job_duration_seconds",
                         "audio job time from submission to its end", ["outcome"],

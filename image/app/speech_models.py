@@ -32,7 +32,8 @@ REAPPLY = ["preflight", "backup", "copy", "verify", "restart", "wait_health", "c
 RESTART = ["preflight", "restart", "wait_health"]
 BACKUP_DIR = ".spark-control-backup"
 LOCAL = ("drift and reapply apply to the parakeet-asr container on a Spark; no Spark is "
-         "configured (SPARK2_HOST is empty), so there is no container to compare or patch: "
+         "configured for this host (SPARK2_HOST is empty, or a HOSTS entry has no ssh_host), "
+         "so there is no container to compare or patch: "
          "the speech server in use runs its own copy of image/parakeet_patches")
 
 

@@ -13,6 +13,27 @@ export class ApiError extends Error {
 
 const BASE_HEADERS = { Accept: "application/json" };
 
+// The speech host whose pages the per-host panels show (the Hosts panel's tabs):
+// those URLs get ?host=NAME here, so the panels need not know about the pool.
+let scopedHost = null; // null: the first host (the server's default)
+const PER_HOST = /^\/api\/(services|host|speech-models|speech-server)(\/|\?|$)/;
+export const HOST_CHANGED = "spark-control:host";
+
+export function currentHost() {
+  return scopedHost;
+}
+
+export function setHost(name) {
+  if (name === scopedHost) return;
+  scopedHost = name;
+  window.dispatchEvent(new CustomEvent(HOST_CHANGED, { detail: name }));
+}
+
+function scoped(path) {
+  if (!scopedHost || !PER_HOST.test(path)) return path;
+  return `${path}${path.includes("?") ? "&" : "?"}host=${encodeURIComponent(scopedHost)}`;
+}
+
 // fetch() with our credentials policy; throws ApiError on a non-2xx answer.
 export async function api(path, { method = "GET", json, body, headers = {}, signal } = {}) {
   const init = { method, credentials: "same-origin", signal,
@@ -25,7 +46,7 @@ export async function api(path, { method = "GET", json, body, headers = {}, sign
   }
   let response;
   try {
-    response = await fetch(path, init);
+    response = await fetch(scoped(path), init);
   } catch (err) {
     if (err.name === "AbortError") throw err;
     throw new ApiError(0, `spark-control did not answer (${err.message})`);

@@ -4,6 +4,7 @@
 import { login, logout, UNAUTHORIZED } from "./api.js";
 import { startAudio } from "./audio.js";
 import { startHost } from "./host.js";
+import { startHosts } from "./hosts.js";
 import { startServices } from "./services.js";
 import { startSpeakers } from "./speakers.js";
 import { startSpeechModels } from "./speech-models.js";
@@ -12,6 +13,7 @@ import { $, showMessage } from "./ui.js";
 
 function start() {
   setUpLogin();
+  startHosts();
   startHost();
   startServices();
   startSpeechServer();

@@ -156,12 +156,27 @@ function renderJob(job) {
   const [label, tone] = STATUS[job.status] ?? [job.status, "off"];
   updatePill($("[data-audio-status]", box), label, tone);
   setText($("[data-audio-stage]", box), stageText(job));
+  const hosts = $("[data-audio-hosts]", box);
+  hosts.hidden = !job.hosts?.length;
+  setText(hosts, hostsText(job.hosts ?? []));
   const bar = $("[data-audio-progress]", box);
   bar.hidden = FINAL.includes(job.status);
   bar.value = job.status === "queued" ? 0 : job.percent;
   setText($("[data-audio-percent]", box), bar.hidden ? "" : `${Math.round(job.percent)} %`);
   $('[data-action="cancel-audio"]', box).hidden = FINAL.includes(job.status);
   if (job.status === "failed") message(`Transcription of ${job.filename} failed: ${job.error || "no reason given"}`, "error");
+}
+
+// Where the chunks ran: "Ran on spark2 (chunks 1, 3), spark1 (chunk 2) · chunk 2
+// moved from spark1" (a pool of hosts; chunk 1 is the whole of a short recording).
+function hostsText(places) {
+  const by = new Map();
+  for (const p of places) by.set(p.host, [...(by.get(p.host) ?? []), p.chunk + 1]);
+  const ran = [...by].map(([host, chunks]) =>
+    `${host} (chunk${chunks.length > 1 ? "s" : ""} ${chunks.join(", ")})`).join(", ");
+  const moved = places.filter((p) => p.failed_on.length)
+    .map((p) => `chunk ${p.chunk + 1} moved from ${p.failed_on.join(", ")}`);
+  return [`Ran on ${ran}`, ...moved].join(" · ");
 }
 
 function stageText(job) {

@@ -2,7 +2,7 @@
 // server-side poll for every dashboard), sparklines of the last hour from
 // /api/host/history (the last hour or 24 h), warnings in words, and the Docker prune action.
 
-import { fetchJSON, isUnauthorized } from "./api.js";
+import { fetchJSON, isUnauthorized, HOST_CHANGED } from "./api.js";
 import { $, ago, bytes, confirmAction, el, fullTime, poll, setText, showMessage } from "./ui.js";
 
 const HISTORY_EVERY = 3; // polls: the sparklines move slowly, the figures do not
@@ -18,6 +18,7 @@ export function startHost() {
     button.addEventListener("click", () => showRange(Number(button.dataset.range)));
   }
   poller = poll(refresh, () => 5000);
+  window.addEventListener(HOST_CHANGED, () => { polls = 0; history = []; poller.now(); });
 }
 
 function showRange(chosen) {

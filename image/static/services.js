@@ -1,7 +1,7 @@
 // Services panel: one card per service from GET /api/services (cached by the
 // server, so polling it never reaches Spark 2), with start/stop/restart/deep check.
 
-import { fetchJSON, isUnauthorized } from "./api.js";
+import { fetchJSON, isUnauthorized, HOST_CHANGED } from "./api.js";
 import { $, ago, bytes, confirmAction, el, fullTime, pill, poll, setText, showMessage,
          updatePill } from "./ui.js";
 
@@ -28,6 +28,7 @@ let poller = null;
 
 export function startServices() {
   poller = poll(refresh, () => (isSettling() ? FAST_MS : NORMAL_MS));
+  window.addEventListener(HOST_CHANGED, () => poller.now());
 }
 
 // Notes other panels pin on a service's card (the speech-server panel's "Upgrade

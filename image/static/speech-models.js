@@ -1,7 +1,7 @@
 // Speech-model patches panel: drift of the overlay files in parakeet-asr, and the
 // reapply/restart jobs with their live progress (SSE).
 
-import { fetchJSON, followJob, isUnauthorized } from "./api.js";
+import { fetchJSON, followJob, isUnauthorized, HOST_CHANGED } from "./api.js";
 import { refreshServices } from "./services.js";
 import { renderSteps, tickRunning } from "./steps.js";
 import { $, ago, confirmAction, copyText, el, fullTime, pill, poll, setText,
@@ -48,6 +48,7 @@ export function startSpeechModels() {
   $('[data-action="dismiss-job"]', panel).addEventListener("click", dismissJob);
   resumeStoredJob();
   poller = poll(refresh, () => POLL_MS);
+  window.addEventListener(HOST_CHANGED, () => poller.now());
 }
 
 // -- status ---------------------------------------------------------------------

@@ -2,7 +2,7 @@
 // install, upgrade and rollback jobs in a <dialog> with their steps, elapsed time and
 // the build log as it streams (SSE).
 
-import { fetchJSON, followJob, isUnauthorized } from "./api.js";
+import { fetchJSON, followJob, isUnauthorized, HOST_CHANGED } from "./api.js";
 import { refreshServices, setServiceBadge } from "./services.js";
 import { refreshSpeechModels } from "./speech-models.js";
 import { renderSteps, tickRunning } from "./steps.js";
@@ -54,6 +54,7 @@ export function startSpeechServer() {
   $("[data-log-follow]", dialog).addEventListener("change", (e) => { if (e.target.checked) toBottom(log); });
   resumeStoredJob();
   poller = poll(refresh, () => POLL_MS);
+  window.addEventListener(HOST_CHANGED, () => poller.now());
 }
 
 // -- status ---------------------------------------------------------------------------

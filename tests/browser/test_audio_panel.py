@@ -65,6 +65,7 @@ def test_upload_shows_speaker_blocks_matching_the_result(sim, dashboard, convers
     assert any("Transcribing · chunk 1 of 2" in s for s in seen), seen
     assert any("Transcribing · chunk 2 of 2" in s for s in seen), seen
     assert seen[-1].startswith("done | Finished"), seen
+    expect(job.locator("[data-audio-hosts]")).to_have_text("Ran on spark2 (chunks 1, 2)")
 
     job_id = job.get_attribute("data-audio-job")
     result = board.api(f"/api/audio/jobs/{job_id}/result?format=json").json()

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from app.errors import HostUnreachable, RemoteTimeout
-from app.server import ssh_target
+from app.pool.members import ssh_target
 from app.remote.shell import RemoteShell
 from app.remote.ssh import SSHClient
 from helpers import sim_settings

@@ -21,12 +21,18 @@ TOKEN = "sim-script-token-0123456789"
 
 
 def test_up_exports_point_spark_control_at_the_simulation_and_down_stops_it():
-    up = subprocess.run([str(REPO / "scripts" / "sim-spark2"), "up"], capture_output=True,
-                        text=True, timeout=120)
+    """`up --hosts 2`: two simulated hosts, the second exported as HOSTS; spark-control
+    started from the exports sees both, and `down` in that shell stops both."""
+    up = subprocess.run([str(REPO / "scripts" / "sim-spark2"), "up", "--hosts", "2"],
+                        capture_output=True, text=True, timeout=180)
     assert up.returncode == 0, up.stderr
     env = _exports(up.stdout)
     root = Path(env["SIM_SPARK2_DIR"])
-    pids = json.loads((root / "state.json").read_text())["pids"]
+    roots = [Path(r) for r in env["SIM_SPARK2_DIRS"].split()]
+    assert roots[0] == root and len(roots) == 2
+    assert [h["name"] for h in json.loads(env["HOSTS"])] == ["spark1"]
+    pids = [pid for r in roots
+            for pid in json.loads((r / "state.json").read_text())["pids"].values()]
     server = None
     try:
         port = free_ports(1)[0]
@@ -38,15 +44,18 @@ def test_up_exports_point_spark_control_at_the_simulation_and_down_stops_it():
             cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         body = wait_for(lambda: _healthy(port), timeout=30, what="both services healthy")
         assert [s["name"] for s in body["services"]] == ["parakeet-asr", "magpie-tts"]
+        pool = wait_for(lambda: _taking_work(port, 2), timeout=30, what="both hosts active")
+        assert [h["pool"]["name"] for h in pool["hosts"]] == ["spark2", "spark1"]
     finally:
         if server is not None:
             server.terminate()
             server.wait(10)
-        down = subprocess.run([str(REPO / "scripts" / "sim-spark2"), "down", str(root)],
-                              capture_output=True, text=True, timeout=60)
+        down = subprocess.run([str(REPO / "scripts" / "sim-spark2"), "down"],
+                              env={**os.environ, **env}, capture_output=True, text=True,
+                              timeout=60)
     assert down.returncode == 0, down.stderr
-    assert not root.exists()
-    assert not any(_alive(pid) for pid in pids.values())
+    assert not any(r.exists() for r in roots)
+    assert not any(_alive(pid) for pid in pids)
 
 
 def _exports(text: str) -> dict[str, str]:
@@ -67,6 +76,17 @@ def _healthy(port: int) -> dict | None:
     except OSError:
         return None
     return body if all(s["state"] == "healthy" for s in body["services"]) else None
+
+
+def _taking_work(port: int, count: int) -> dict | None:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/hosts",
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+    try:
+        with urllib.request.urlopen(request, timeout=2) as r:
+            body = json.load(r)
+    except OSError:
+        return None
+    return body if body["taking_work"] == count else None
 
 
 def test_down_from_another_shell_finds_the_running_simulation(tmp_path):

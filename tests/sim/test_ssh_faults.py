@@ -10,7 +10,7 @@ import pytest
 
 from app.remote.docker import Docker
 from app.errors import AuthFailed, ContainerNotFound, HostKeyRejected, RemoteTimeout
-from app.server import ssh_target
+from app.pool.members import ssh_target
 from app.remote.ssh import SSHClient
 from helpers import control, service, sim_settings, wait_for
 

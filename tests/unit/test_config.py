@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -96,3 +97,39 @@ def test_cli_refuses_to_start_on_bad_settings():
     assert "PARAKEET_MEMORY_LIMIT: 'lots' is not a size like 40g" in result.stderr
     assert "SPARK2_SSH_PORT" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_hosts_come_from_json_and_a_bad_entry_is_named(monkeypatch, tmp_path):
+    key = tmp_path / "key"
+    key.write_text("k")
+    good = {"name": "spark1", "ssh_host": "spark1.lan", "ssh_key_path": str(key),
+            "ssh_known_hosts": str(key)}
+    monkeypatch.setenv("HOSTS", json.dumps([good, {"name": "lb", "parakeet_url":
+                                                   "http://riva.lan:9000"}]))
+    pool = settings(data_dir=tmp_path)
+    assert [h.name for h in pool.hosts] == ["spark1", "lb"]
+    assert pool.hosts[0].managed and not pool.hosts[1].managed
+    monkeypatch.setenv("HOSTS", json.dumps([good, {**good, "name": "spark3",
+                                                   "ssh_port": 99999}]))
+    with pytest.raises(ConfigError) as bad:
+        settings(data_dir=tmp_path)
+    assert "HOSTS[1].ssh_port" in str(bad.value)
+    monkeypatch.setenv("HOSTS", json.dumps([{"name": "x"}]))
+    with pytest.raises(ConfigError) as neither:
+        settings(data_dir=tmp_path)
+    assert "HOSTS[0]" in str(neither.value) and "ssh_host" in str(neither.value)
+
+
+def test_a_host_named_like_the_spark2_host_or_missing_its_key_is_refused(monkeypatch,
+                                                                        tmp_path):
+    key = tmp_path / "key"
+    key.write_text("k")
+    monkeypatch.setenv("HOSTS", json.dumps([{"name": "spark2", "ssh_host": "b.lan"}]))
+    with pytest.raises(ConfigError) as twice:
+        settings(spark2_host="a.lan", ssh_key_path=key, ssh_known_hosts=key, data_dir=tmp_path)
+    assert "HOSTS[0] (spark2)" in str(twice.value) and "SPARK2_HOST" in str(twice.value)
+    monkeypatch.setenv("HOSTS", json.dumps([{"name": "spark1", "ssh_host": "b.lan",
+                                             "ssh_key_path": str(tmp_path / "none")}]))
+    with pytest.raises(ConfigError) as keyless:
+        settings(spark2_host="a.lan", ssh_key_path=key, ssh_known_hosts=key, data_dir=tmp_path)
+    assert "HOSTS[0] (spark1) ssh_key_path: no such file" in str(keyless.value)

@@ -8,6 +8,7 @@ machine with the same command.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -42,7 +43,7 @@ class HostHistoryResponse(BaseModel):
 
 class HostHealth:
     def __init__(self, settings: Settings, docker: Docker | None, local: bool,
-                 history_db: Path | None = None) -> None:
+                 history_db: Path | None = None, name: str = "spark2") -> None:
         self.source = "spark2" if docker is not None else "local" if local else "none"
         self._docker = docker
         self._argv = host_script(settings.host_disk_paths, settings.nvidia_smi_argv)
@@ -52,7 +53,7 @@ class HostHealth:
         self.warnings = HostWarnings(settings)
         self.poller: Poller[HostSnapshot] = Poller(
             "host", self._fetch, self.interval_s, summarize=_summarize,
-            listeners=[export_host, self._keep])
+            listeners=[partial(export_host, name), self._keep])
         self.docker_disk: Poller[list[DockerDiskRow]] | None = None
         if docker is not None:
             self.docker_disk = Poller("docker disk", lambda: disk_usage(docker),

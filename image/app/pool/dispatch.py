@@ -28,6 +28,7 @@ from typing import Generic, TypeVar
 
 from ..audio.speech_client import SpeechClient
 from ..errors import NoSpeechHost, RemoteError, UpstreamHTTPError
+from ..metrics import POOL_OUTSTANDING, POOL_UNITS
 from ..registry import Busy
 from .members import Member
 from .views import MemberView, PoolView, member_view
@@ -47,7 +48,7 @@ class Load:
     failed: int = 0
     failed_at: float | None = None  # out until its /health answers ok after this
     last_error: str | None = None
-    drained_by: str | None = None  # "the user", or the action it is drained for
+    drained_by: str | None = None  # "by the user", or "for its restart (watchdog)"
     drained_at: float | None = None
     manual: bool = False  # drained from the dashboard/API (kept until undone)
 
@@ -105,11 +106,17 @@ class SpeechPool:
                 "chunks could not be matched to the others' speakers")
 
     def ready(self, member: Member) -> bool:
+        """Its /health answered ok since its last failure here, and (a managed host)
+        it is reachable over SSH: one that is not cannot be watched or restarted."""
         health, load = member.asr_health(), self.load[member.name]
-        if health is None or not health.ok:
+        if health is None or not health.ok or self.unreachable(member):
             return False
         checked = member.asr_checked_at() or 0.0
         return load.failed_at is None or checked > load.failed_at
+
+    def unreachable(self, member: Member) -> str | None:
+        error = member.registry.docker_poller.error if member.managed else None
+        return error.message if error is not None else None
 
     def usable(self, member: Member) -> bool:
         return (member.client is not None and self.load[member.name].drained_by is None
@@ -134,6 +141,7 @@ class SpeechPool:
                     load = self.load[member.name]
                     load.in_flight += 1
                     load.outstanding_s += seconds
+                    POOL_OUTSTANDING.labels(member.name).set(load.outstanding_s)
                     return member
                 try:  # every candidate is full: wait for a slot (or a health change)
                     await asyncio.wait_for(self._changed.wait(), RECHECK_S)
@@ -145,6 +153,7 @@ class SpeechPool:
             load = self.load[member.name]
             load.in_flight -= 1
             load.outstanding_s = max(0.0, load.outstanding_s - seconds)
+            POOL_OUTSTANDING.labels(member.name).set(load.outstanding_s)
             self._changed.notify_all()
 
     def _candidates(self, avoid: set[str]) -> list[Member]:
@@ -190,12 +199,14 @@ class SpeechPool:
                     failures.append((member.name, exc))
                     continue
                 self.load[member.name].served += 1
+                POOL_UNITS.labels(member.name, "served").inc()
                 return Ran(value, member.name, [name for name, _ in failures])
         raise _gave_up(what, failures)
 
     def _failed(self, member: Member, what: str, exc: RemoteError) -> None:
         load = self.load[member.name]
         load.failed += 1
+        POOL_UNITS.labels(member.name, "failed").inc()
         load.failed_at, load.last_error = time.time(), exc.message
         log.warning("%s: %s failed there: %s", member.name, what, exc.message)
         member.watchdog.kick_wedged(exc)  # a 5xx: deep-check it (and restart if wedged)
@@ -220,7 +231,7 @@ class SpeechPool:
                        "none; add or undrain another host first")
         async with self._changed:
             load.manual = drained
-            load.drained_by = "the user" if drained else None
+            load.drained_by = "by the user" if drained else None
             load.drained_at = time.time() if drained else None
             self._changed.notify_all()
         log.info("%s: %s by the user", name, "drained" if drained else "back in rotation")
@@ -237,7 +248,7 @@ class SpeechPool:
         async with self._changed:
             load.drained_by, load.drained_at = reason, time.time()
             self._changed.notify_all()
-        log.info("%s: drained for %s (%d unit(s) in flight)", name, reason, load.in_flight)
+        log.info("%s: drained %s (%d unit(s) in flight)", name, reason, load.in_flight)
         try:
             if wait:
                 await self.wait_idle(name, self.drain_timeout_s)
@@ -247,7 +258,7 @@ class SpeechPool:
                 if not load.manual:
                     load.drained_by, load.drained_at = None, None
                 self._changed.notify_all()
-            log.info("%s: back in rotation after %s", name, reason)
+            log.info("%s: back in rotation (was drained %s)", name, reason)
 
     async def wait_idle(self, name: str, timeout: float) -> bool:
         """True when `name` has no work in flight (within `timeout`)."""
@@ -272,7 +283,7 @@ class SpeechPool:
         restarts, reapplies, installs and upgrades drain it first (the watchdog does
         not wait: a wedged server's in-flight work is failing anyway)."""
         def guard(action: str, by: str) -> object:
-            return self.drained(name, f"{action} by {by}", wait=by != "watchdog")
+            return self.drained(name, f"for its {action} ({by})", wait=by != "watchdog")
         return guard
 
     # -- reading ----------------------------------------------------------------------

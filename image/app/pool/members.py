@@ -147,7 +147,7 @@ def build_member(name: str, settings: Settings, http: httpx.AsyncClient,
     speech_server.on_change.append(speech_models.forget_hashes)
     return Member(name=name, settings=settings, registry=registry,
                   watchdog=Watchdog(registry), speech_models=speech_models,
-                  host_health=HostHealth(settings, docker, local is not None),
+                  host_health=HostHealth(settings, docker, local is not None, name=name),
                   speech_server=speech_server, client=client, ssh=ssh, docker=docker,
                   local=local, declared_model=declared or settings.embedding_model)
 

@@ -20,7 +20,7 @@ class MemberView(BaseModel):
     state: MemberState  # active: takes work; none: no speech server configured there
     detail: str  # why it takes no work, in words
     drained: bool
-    drained_by: str | None  # "the user", or the action it is drained for
+    drained_by: str | None  # "by the user", or what it is drained for ("for its restart (...)")
     outstanding_s: float  # seconds of audio sent to it and not answered yet
     in_flight: int
     concurrency: int
@@ -53,12 +53,15 @@ def _state(pool: "SpeechPool", member: "Member") -> tuple[MemberState, str]:
     if member.client is None:
         return "none", "no speech server (parakeet_url) is configured on this host"
     if load.drained_by is not None:
-        return "drained", (f"drained by {load.drained_by}: no new work"
+        return "drained", (f"drained {load.drained_by}: no new work"
                            + (f", {load.in_flight} unit(s) finishing" if load.in_flight else ""))
     refusal = pool.refusal(member)
     if refusal is not None:
         return "refused", refusal
     if not pool.ready(member):
+        ssh = pool.unreachable(member)
+        if ssh is not None:
+            return "down", f"not reachable over SSH ({ssh}): it could not be watched or restarted"
         health = member.asr_health()
         if health is not None and health.ok:
             return "down", f"failed work ({load.last_error}); out until its /health answers"

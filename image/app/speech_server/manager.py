@@ -29,7 +29,7 @@ from .deploy import STEPS, Deployment, Kind, StepFailed, undo_patiently
 log = logging.getLogger(__name__)
 State = Literal["installed", "outdated", "missing", "unmanaged", "unreachable", "local"]
 LOCAL = ("the install manager builds and runs the speech server on a Spark; no Spark is "
-         "configured (SPARK2_HOST is empty)")
+         "configured for this host (SPARK2_HOST is empty, or a HOSTS entry has no ssh_host)")
 
 
 class ImageView(BaseModel):

@@ -1,0 +1,118 @@
+"""Throughput of a pool of one host vs two (a benchmark; prints figures).
+
+Two simulated hosts (sim/spark2.py: each a private dockerd + sshd + the real speech
+server with its CPU engine), each speech server pinned to one CPU of its own
+(`docker update --cpuset-cpus`), so the figure means something on a 2-core machine.
+A batch of real people's recordings (testaudio/real.py conversations) is submitted at
+once as audio jobs to spark-control (in process, its lifespan and pollers running),
+first with SPARK2_HOST alone, then with the second host in HOSTS; the time from the
+first submit to the last job done gives the throughput (seconds of audio per second).
+
+    .venv/bin/python bench/pool_throughput.py --recordings 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "image")]
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from app.config import HostSpec, Settings  # noqa: E402
+from app.server import create_app  # noqa: E402
+from sim.spark2 import SimSpark2  # noqa: E402
+from testaudio import real  # noqa: E402
+
+
+def recordings(folder: Path, count: int) -> list[tuple[Path, float]]:
+    """`count` conversations of three real people each (different people per file)."""
+    recs = real.recordings()
+    people = sorted(p for p, r in recs.items() if len(r) >= 2)
+    out = []
+    for index in range(count):
+        chosen = [recs[people[(index * 3 + k) % len(people)]][index % 2] for k in range(3)]
+        wav = folder / f"batch-{index}.wav"
+        real.conversation(chosen, wav, seed=index)
+        out.append((wav, real.read(wav).size / 16000))
+    return out
+
+
+def settings(first: SimSpark2, second: SimSpark2 | None, data: Path) -> Settings:
+    env = {k.lower(): v for k, v in first.env().items() if k != "SIM_SPARK2_DIR"}
+    hosts = [HostSpec(**second.host_entry("spark1"))] if second else []
+    return Settings(_env_file=None, **env, hosts=hosts, data_dir=data, poll_interval_s=1,
+                    magpie_url=None, jobs_running=32, jobs_queue_max=64, gpu_in_flight=1,
+                    deep_check_interval_s=3600, parakeet_memory_limit="2g")
+
+
+def run_batch(config: Settings, batch: list[tuple[Path, float]]) -> tuple[float, dict]:
+    app = create_app(config)
+    with TestClient(app, headers={"Authorization": f"Bearer {app.state.auth.token}"}) as c:
+        _wait_active(c, 1 + len(config.hosts))
+        started = time.perf_counter()
+        ids = []
+        for wav, _ in batch:
+            with wav.open("rb") as f:
+                job = c.post("/api/audio/jobs", files={"file": (wav.name, f, "audio/wav")},
+                             params={"match_speakers": "false"})
+            job.raise_for_status()
+            ids.append(job.json()["id"])
+        for job_id in ids:
+            while (state := c.get(f"/api/audio/jobs/{job_id}").json())["status"] in (
+                    "queued", "running"):
+                time.sleep(0.2)
+            if state["status"] != "done":
+                raise SystemExit(f"job {job_id} {state['status']}: {state['error']}")
+        took = time.perf_counter() - started
+        served = {h["pool"]["name"]: h["pool"]["served"] for h in c.get("/api/hosts").json()["hosts"]}
+    return took, served
+
+
+def _wait_active(client: TestClient, count: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        hosts = client.get("/api/hosts").json()["hosts"]
+        if sum(h["pool"]["state"] == "active" for h in hosts) == count:
+            return
+        time.sleep(0.3)
+    raise SystemExit(f"the hosts did not become active: {hosts}")
+
+
+def pin(host: SimSpark2, cpu: int) -> None:
+    host.docker("update", "--cpuset-cpus", str(cpu), "parakeet-asr")
+    print(f"  {shlex.join(['docker', 'update', '--cpuset-cpus', str(cpu), 'parakeet-asr'])}"
+          f" on {host.root}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recordings", type=int, default=6)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="pool-bench-"))
+    batch = recordings(folder, args.recordings)
+    audio = sum(seconds for _, seconds in batch)
+    print(f"batch: {len(batch)} recordings of real speech, {audio:.0f} s of audio "
+          f"({', '.join(f'{s:.0f}' for _, s in batch)} s)")
+    hosts = [SimSpark2.up(tts=False), SimSpark2.up(tts=False)]
+    try:
+        for cpu, host in enumerate(hosts):
+            pin(host, cpu)
+        one, served_one = run_batch(settings(hosts[0], None, folder / "one"), batch)
+        two, served_two = run_batch(settings(hosts[0], hosts[1], folder / "two"), batch)
+    finally:
+        for host in hosts:
+            host.down()
+    print(f"pool of one : {one:6.1f} s  {audio / one:5.2f} s of audio per s  served {served_one}")
+    print(f"pool of two : {two:6.1f} s  {audio / two:5.2f} s of audio per s  served {served_two}")
+    print(f"throughput ratio (two / one): {one / two:.2f}x  (target >= 1.7x)")
+
+
+if __name__ == "__main__":
+    main()
