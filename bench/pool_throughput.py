@@ -45,7 +45,8 @@ def recordings(folder: Path, count: int) -> list[tuple[Path, float]]:
 
 
 def settings(first: SimSpark2, second: SimSpark2 | None, data: Path) -> Settings:
-    env = {k.lower(): v for k, v in first.env().items() if k != "SIM_SPARK2_DIR"}
+    env = {k.lower(): v for k, v in first.env().items()
+           if k not in ("SIM_SPARK2_DIR", "MAGPIE_URL")}
     hosts = [HostSpec(**second.host_entry("spark1"))] if second else []
     return Settings(_env_file=None, **env, hosts=hosts, data_dir=data, poll_interval_s=1,
                     magpie_url=None, jobs_running=32, jobs_queue_max=64, gpu_in_flight=1,

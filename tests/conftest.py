@@ -61,12 +61,17 @@ def bare_spark() -> Iterator[SimSpark2]:
 @pytest.fixture
 def sim(spark2: SimSpark2) -> SimSpark2:
     """The simulation with sshd up and both containers freshly created and healthy."""
-    pid = spark2.state.pids.get("sshd")
+    return _fresh(spark2)
+
+
+def _fresh(host: SimSpark2) -> SimSpark2:
+    """sshd up, the containers created anew and healthy, the GPU stand-in reset."""
+    pid = host.state.pids.get("sshd")
     if not pid or not _alive(pid):
-        spark2.start_sshd()
-    spark2.reset_containers()
-    spark2.set_gpu(GB10_CSV)
-    return spark2
+        host.start_sshd()
+    host.reset_containers()
+    host.set_gpu(GB10_CSV)
+    return host
 
 
 @pytest.fixture(scope="session")
@@ -83,9 +88,4 @@ def spark1_host() -> Iterator[SimSpark2]:
 @pytest.fixture
 def spark1(spark1_host: SimSpark2) -> SimSpark2:
     """The second host with sshd up and a fresh, healthy speech server."""
-    pid = spark1_host.state.pids.get("sshd")
-    if not pid or not _alive(pid):
-        spark1_host.start_sshd()
-    spark1_host.reset_containers()
-    spark1_host.set_gpu(GB10_CSV)
-    return spark1_host
+    return _fresh(spark1_host)

@@ -34,6 +34,13 @@ def parse_memory(value: str) -> int:
     return size
 
 
+def _memory_size(cls: type, value: str | None) -> str | None:
+    """Validator: a memory size docker takes (parse_memory's check), or None."""
+    if value is not None:
+        parse_memory(value)
+    return value
+
+
 class ServiceSpec(BaseModel):
     """One container on Spark 2 that the registry watches and drives."""
 
@@ -43,12 +50,7 @@ class ServiceSpec(BaseModel):
     kind: Literal["asr", "tts", "other"] = "other"
     memory_limit: str | None = None
 
-    @field_validator("memory_limit")
-    @classmethod
-    def _memory(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_memory(value)
-        return value
+    _memory = field_validator("memory_limit")(_memory_size)
 
     @field_validator("url")
     @classmethod
@@ -90,12 +92,7 @@ class HostSpec(BaseModel):
     # what an external member's prints are made with, when its /health does not say
     embedding_model: str | None = None
 
-    @field_validator("parakeet_memory_limit")
-    @classmethod
-    def _memory(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_memory(value)
-        return value
+    _memory = field_validator("parakeet_memory_limit")(_memory_size)
 
     @model_validator(mode="after")
     def _reachable(self) -> "HostSpec":

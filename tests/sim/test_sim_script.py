@@ -67,26 +67,24 @@ def _exports(text: str) -> dict[str, str]:
     return env
 
 
-def _healthy(port: int) -> dict | None:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/services",
+def _get(port: int, path: str) -> dict | None:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
                                      headers={"Authorization": f"Bearer {TOKEN}"})
     try:
         with urllib.request.urlopen(request, timeout=2) as r:
-            body = json.load(r)
+            return json.load(r)
     except OSError:
         return None
-    return body if all(s["state"] == "healthy" for s in body["services"]) else None
+
+
+def _healthy(port: int) -> dict | None:
+    body = _get(port, "/api/services")
+    return body if body and all(s["state"] == "healthy" for s in body["services"]) else None
 
 
 def _taking_work(port: int, count: int) -> dict | None:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/hosts",
-                                     headers={"Authorization": f"Bearer {TOKEN}"})
-    try:
-        with urllib.request.urlopen(request, timeout=2) as r:
-            body = json.load(r)
-    except OSError:
-        return None
-    return body if body["taking_work"] == count else None
+    body = _get(port, "/api/hosts")
+    return body if body and body["taking_work"] == count else None
 
 
 def test_down_from_another_shell_finds_the_running_simulation(tmp_path):
