@@ -14,6 +14,7 @@ first submit to the last job done gives the throughput (seconds of audio per sec
 from __future__ import annotations
 
 import argparse
+import resource
 import shlex
 import sys
 import tempfile
@@ -48,16 +49,23 @@ def settings(first: SimSpark2, second: SimSpark2 | None, data: Path) -> Settings
     env = {k.lower(): v for k, v in first.env().items()
            if k not in ("SIM_SPARK2_DIR", "MAGPIE_URL")}
     hosts = [HostSpec(**second.host_entry("spark1"))] if second else []
-    return Settings(_env_file=None, **env, hosts=hosts, data_dir=data, poll_interval_s=1,
+    return Settings(_env_file=None, **env, hosts=hosts, data_dir=data,
                     magpie_url=None, jobs_running=32, jobs_queue_max=64, gpu_in_flight=1,
-                    deep_check_interval_s=3600, parakeet_memory_limit="2g")
+                    deep_check_interval_s=3600, parakeet_memory_limit="2g",
+                    allowed_hosts=["testserver"])  # TestClient's Host header
 
 
-def run_batch(config: Settings, batch: list[tuple[Path, float]]) -> tuple[float, dict]:
+def cpu_seconds() -> float:
+    """CPU time of this process (spark-control runs in it) and its children (ffmpeg)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run_batch(config: Settings, batch: list[tuple[Path, float]]) -> tuple[float, dict, float]:
     app = create_app(config)
     with TestClient(app, headers={"Authorization": f"Bearer {app.state.auth.token}"}) as c:
         _wait_active(c, 1 + len(config.hosts))
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds()
         ids = []
         for wav, _ in batch:
             with wav.open("rb") as f:
@@ -71,9 +79,9 @@ def run_batch(config: Settings, batch: list[tuple[Path, float]]) -> tuple[float,
                 time.sleep(0.2)
             if state["status"] != "done":
                 raise SystemExit(f"job {job_id} {state['status']}: {state['error']}")
-        took = time.perf_counter() - started
+        took, cpu = time.perf_counter() - started, cpu_seconds() - cpu
         served = {h["pool"]["name"]: h["pool"]["served"] for h in c.get("/api/hosts").json()["hosts"]}
-    return took, served
+    return took, served, cpu
 
 
 def _wait_active(client: TestClient, count: int) -> None:
@@ -105,13 +113,15 @@ def main() -> None:
     try:
         for cpu, host in enumerate(hosts):
             pin(host, cpu)
-        one, served_one = run_batch(settings(hosts[0], None, folder / "one"), batch)
-        two, served_two = run_batch(settings(hosts[0], hosts[1], folder / "two"), batch)
+        one, served_one, cpu_one = run_batch(settings(hosts[0], None, folder / "one"), batch)
+        two, served_two, cpu_two = run_batch(settings(hosts[0], hosts[1], folder / "two"), batch)
     finally:
         for host in hosts:
             host.down()
-    print(f"pool of one : {one:6.1f} s  {audio / one:5.2f} s of audio per s  served {served_one}")
-    print(f"pool of two : {two:6.1f} s  {audio / two:5.2f} s of audio per s  served {served_two}")
+    for label, took, served, cpu in (("one", one, served_one, cpu_one),
+                                     ("two", two, served_two, cpu_two)):
+        print(f"pool of {label} : {took:6.1f} s  {audio / took:5.2f} s of audio per s  "
+              f"served {served}  spark-control CPU {cpu:.1f} s (with its ffmpeg)")
     print(f"throughput ratio (two / one): {one / two:.2f}x  (target >= 1.7x)")
 
 

@@ -4,7 +4,7 @@ diarize-chunk, and text-to-speech on magpie-tts."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
 from fastapi import APIRouter, HTTPException, Request
