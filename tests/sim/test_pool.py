@@ -135,6 +135,9 @@ def test_each_host_has_its_own_registry_memory_cap_and_pages(pair):
             models = client.get("/api/speech-models", params={"host": name}).json()
             assert models["status"] == "in_sync", models
             assert client.get("/api/host", params={"host": name}).json()["reachable"] is True
+            server = client.get("/api/speech-server", params={"host": name}).json()
+            assert server["state"] == "unmanaged" and server["settings"]["port"] == \
+                host.state.parakeet_port  # its own install manager, on its own port
         services = client.get("/api/services", params={"host": "spark1"}).json()
         assert [s["name"] for s in services["services"]] == ["parakeet-asr"]  # no TTS there
         missing = client.get("/api/services", params={"host": "spark9"})

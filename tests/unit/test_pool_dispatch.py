@@ -179,3 +179,26 @@ async def _drain_waits(tmp_path) -> None:
 async def _drain(pool: SpeechPool, name: str) -> bool:
     async with pool.drained(name, "for its restart (user)"):
         return pool.load[name].in_flight == 0
+
+
+@respx.mock
+def test_long_recordings_are_refused_only_while_every_host_swaps(tmp_path):
+    from app.host.alerts import HostWarning
+    healthy(A)
+    healthy(B)
+    respx.post(f"{A}/v1/audio/transcriptions").respond(json=VERBOSE)
+    respx.post(f"{B}/v1/audio/transcriptions").respond(json=VERBOSE)
+    settings = two_hosts(tmp_path, refuse_long_jobs_while_swapping=True)
+    with authed(settings) as client:
+        wait_for(lambda: active(client), 5, "both members active")
+        members = client.app.state.pool.members
+        members["external"].host_health.warnings.active["swap"] = HostWarning(
+            kind="swap", message="2.00 GiB of swap in use", since=0)
+        one_swaps = transcribe(client)
+        members["b"].host_health.warnings.active["swap"] = HostWarning(
+            kind="swap", message="1.00 GiB of swap in use", since=0)
+        both_swap = transcribe(client)
+    assert one_swaps.status_code == 200, one_swaps.text
+    assert both_swap.status_code == 503 and both_swap.headers["retry-after"] == "120"
+    detail = both_swap.json()["detail"]
+    assert "every speech host is swapping" in detail and "b: 1.00 GiB" in detail

@@ -85,17 +85,23 @@ def speech_pool(request: Request) -> SpeechPool:
 
 
 def refuse_if_swapping(request: Request, duration: float) -> None:
-    """With REFUSE_LONG_JOBS_WHILE_SWAPPING, a long recording waits while Spark 2 swaps
-    more and more (the host warning): 503 + Retry-After rather than make it worse."""
+    """With REFUSE_LONG_JOBS_WHILE_SWAPPING, a long recording waits while the speech
+    hosts swap more and more (the host warning; with a pool, every host taking work):
+    503 + Retry-After rather than make it worse."""
     settings = request.app.state.settings
     if not settings.refuse_long_jobs_while_swapping or duration <= settings.chunk_threshold_s:
         return
-    swap = request.app.state.host_health.warnings.active.get("swap")
-    if swap is not None:
-        raise HTTPException(503, f"Spark 2 is swapping ({swap.message}); recordings over "
-                                 f"{settings.chunk_threshold_s:g} s are refused until it "
-                                 "stops (REFUSE_LONG_JOBS_WHILE_SWAPPING)",
-                            headers={"Retry-After": "120"})
+    pool: SpeechPool = request.app.state.pool
+    swaps = {m.name: m.host_health.warnings.active.get("swap")
+             for m in pool.members.values() if pool.usable(m)}
+    if not swaps or any(warning is None for warning in swaps.values()):
+        return
+    where = (f"Spark 2 is swapping ({next(iter(swaps.values())).message})"  # type: ignore[union-attr]
+             if len(swaps) == 1 else "every speech host is swapping (" + "; ".join(
+                 f"{name}: {w.message}" for name, w in swaps.items()) + ")")  # type: ignore[union-attr]
+    raise HTTPException(503, f"{where}; recordings over {settings.chunk_threshold_s:g} s are "
+                             "refused until it stops (REFUSE_LONG_JOBS_WHILE_SWAPPING)",
+                        headers={"Retry-After": "120"})
 
 
 @asynccontextmanager
