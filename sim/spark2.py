@@ -197,10 +197,14 @@ class SimSpark2:
         """Stop sshd and the sessions it forked, as a powered-off host would."""
         pid = self.state.pids.get("sshd")
         if pid:
-            # every descendant: a session's own process (privilege separation's child of
-            # the per-connection monitor) would otherwise keep the connection serving
+            # Every sshd below it: a session's own sshd (privilege separation's child of
+            # the per-connection monitor) would otherwise keep its connection serving.
+            # Not the commands they ran: killed mid-way, the machine's login scripts can
+            # leave locks behind (pyenv's rehash lock made every later SSH command wait
+            # 60 s); cut off, they end by themselves.
             for child in _descendants(pid):
-                _signal(child, signal.SIGKILL)
+                if _comm(child) == "sshd":
+                    _signal(child, signal.SIGKILL)
         self._kill("sshd")
 
     def _make_keys(self, keys: Path) -> None:
@@ -405,6 +409,13 @@ def _descendants(pid: int) -> list[int]:
         found += children
         todo += children
     return found
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _signal(pid: int, sig: int) -> None:

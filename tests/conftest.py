@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sim.spark2 import GB10_CSV, SimSpark2, _alive
+from sim.spark2 import GB10_CSV, SimSpark2, _alive, _health_ok
 
 # TestClient sends "Host: testserver"; every other name the tests use is loopback.
 os.environ.setdefault("ALLOWED_HOSTS", "testserver")
@@ -89,3 +89,24 @@ def spark1_host() -> Iterator[SimSpark2]:
 def spark1(spark1_host: SimSpark2) -> SimSpark2:
     """The second host with sshd up and a fresh, healthy speech server."""
     return _fresh(spark1_host)
+
+
+@pytest.fixture
+def pair(spark2: SimSpark2, spark1_host: SimSpark2) -> tuple[SimSpark2, SimSpark2]:
+    """Both hosts of a pool, each made fresh only when the last test left it changed
+    (sshd stopped, a container killed or started with other settings): the pool tests
+    change one host at most, and recreating both costs ~8 s a test."""
+    return tuple(h if _untouched(h) else _fresh(h)  # type: ignore[return-value]
+                 for h in (spark2, spark1_host))
+
+
+def _untouched(host: SimSpark2) -> bool:
+    pid = host.state.pids.get("sshd")
+    if not pid or not _alive(pid):
+        return False
+    env = host.docker("inspect", "--format", "{{json .Config.Env}}", "parakeet-asr",
+                      check=False)
+    if env.returncode != 0 or b"CPU_SPEAKER_MODEL" in env.stdout:
+        return False
+    ports = [host.state.parakeet_port] + ([host.state.magpie_port] if host.state.tts else [])
+    return all(_health_ok(f"http://127.0.0.1:{port}/health") for port in ports)

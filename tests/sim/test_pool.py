@@ -22,12 +22,6 @@ PEOPLE = ("vctk-p225", "vctk-p226", "vctk-p227")
 PER_PERSON_S = 34.0  # three people: ~105 s, 40 s chunks overlapping by 12 s
 
 
-@pytest.fixture
-def pair(sim: SimSpark2, spark1: SimSpark2) -> tuple[SimSpark2, SimSpark2]:
-    """Both hosts with sshd up and a fresh, healthy speech server (conftest.py)."""
-    return sim, spark1
-
-
 @pytest.fixture(scope="module")
 def talk(tmp_path_factory) -> tuple[Path, list]:
     """Three real people taking turns (each from several of their recordings), long
@@ -107,7 +101,7 @@ def right_speakers(client: TestClient, job_id: str, turns) -> None:
     assert sorted(owner.values()) == sorted(PEOPLE), owner
 
 
-def test_a_long_recording_runs_on_both_hosts_with_one_speaker_identity(pair, talk):
+def test_a_long_recording_runs_on_both_hosts_and_each_host_has_its_own_pages(pair, talk):
     spark2, spark1 = pair
     wav, turns = talk
     with control(pool_settings(spark2, spark1)) as client:
@@ -117,31 +111,32 @@ def test_a_long_recording_runs_on_both_hosts_with_one_speaker_identity(pair, tal
         job = finished(client, submit(client, wav))
         right_speakers(client, job["id"], turns)
         served = {name: h["pool"]["served"] for name, h in hosts(client).items()}
+        for name, host in (("spark2", spark2), ("spark1", spark1)):
+            own_pages(client, name, host)
+        services = client.get("/api/services", params={"host": "spark1"}).json()
+        missing = client.get("/api/services", params={"host": "spark9"})
     ran_on = [place["host"] for place in job["hosts"]]
     assert len(ran_on) == job["chunks"] >= 3
     assert set(ran_on) == {"spark1", "spark2"}, ran_on
     assert served["spark1"] == ran_on.count("spark1") and served["spark2"] == ran_on.count("spark2")
-
-
-def test_each_host_has_its_own_registry_memory_cap_and_pages(pair):
-    spark2, spark1 = pair
-    with control(pool_settings(spark2, spark1)) as client:
-        for name, host in (("spark2", spark2), ("spark1", spark1)):
-            asr = wait_for(lambda n=name: (s := client.get(
-                "/api/services/parakeet-asr", params={"host": n}).json())["memory"]
-                ["cap_enforced"] and s, 30, f"the memory cap on {name}")
-            assert asr["state"] == "healthy"
-            assert inspect(host, "parakeet-asr", "{{.HostConfig.Memory}}") == str(1024**3)
-            models = client.get("/api/speech-models", params={"host": name}).json()
-            assert models["status"] == "in_sync", models
-            assert client.get("/api/host", params={"host": name}).json()["reachable"] is True
-            server = client.get("/api/speech-server", params={"host": name}).json()
-            assert server["state"] == "unmanaged" and server["settings"]["port"] == \
-                host.state.parakeet_port  # its own install manager, on its own port
-        services = client.get("/api/services", params={"host": "spark1"}).json()
-        assert [s["name"] for s in services["services"]] == ["parakeet-asr"]  # no TTS there
-        missing = client.get("/api/services", params={"host": "spark9"})
+    assert [s["name"] for s in services["services"]] == ["parakeet-asr"]  # no TTS there
     assert missing.status_code == 404 and "spark1" in missing.json()["detail"]
+
+
+def own_pages(client: TestClient, name: str, host: SimSpark2) -> None:
+    """The host's registry (memory cap applied by its own docker), patches, host health
+    and install manager, each read from that host."""
+    asr = wait_for(lambda: (s := client.get("/api/services/parakeet-asr",
+                                            params={"host": name}).json())["memory"]
+                   ["cap_enforced"] and s, 30, f"the memory cap on {name}")
+    assert asr["state"] == "healthy"
+    assert inspect(host, "parakeet-asr", "{{.HostConfig.Memory}}") == str(1024**3)
+    models = client.get("/api/speech-models", params={"host": name}).json()
+    assert models["status"] == "in_sync", models
+    assert client.get("/api/host", params={"host": name}).json()["reachable"] is True
+    server = client.get("/api/speech-server", params={"host": name}).json()
+    assert server["state"] == "unmanaged" and server["settings"]["port"] == \
+        host.state.parakeet_port  # its own install manager, on its own port
 
 
 def test_a_host_whose_speech_server_dies_mid_job_loses_nothing(pair, talk):
@@ -243,9 +238,10 @@ def test_a_host_with_another_embedding_model_is_refused_with_the_reason(pair, ta
     assert ran_on == ["spark2", "spark2"]
 
 
-def test_a_member_known_by_its_url_only_takes_work_without_ssh(sim, spark1, talk):
+def test_a_member_known_by_its_url_only_takes_work_without_ssh(pair, talk):
     """An external endpoint (Triton/Riva or Ray Serve behind one URL): here spark1's
     speech server, named by its URL alone: health and work, no SSH management."""
+    sim, spark1 = pair
     wav, turns = talk
     url = f"http://127.0.0.1:{spark1.state.parakeet_port}"
     settings = sim_settings(sim, hosts=[HostSpec(name="lb", parakeet_url=url)], **CHUNKING)
