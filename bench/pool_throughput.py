@@ -14,6 +14,7 @@ first submit to the last job done gives the throughput (seconds of audio per sec
 from __future__ import annotations
 
 import argparse
+import glob
 import resource
 import shlex
 import statistics
@@ -46,12 +47,13 @@ def recordings(folder: Path, count: int) -> list[tuple[Path, float]]:
     return out
 
 
-def settings(first: SimSpark2, second: SimSpark2 | None, data: Path) -> Settings:
+def settings(first: SimSpark2, second: SimSpark2 | None, data: Path,
+             in_flight: int) -> Settings:
     env = {k.lower(): v for k, v in first.env().items()
            if k not in ("SIM_SPARK2_DIR", "MAGPIE_URL")}
     hosts = [HostSpec(**second.host_entry("spark1"))] if second else []
     return Settings(_env_file=None, **env, hosts=hosts, data_dir=data,
-                    magpie_url=None, jobs_running=32, jobs_queue_max=64, gpu_in_flight=1,
+                    magpie_url=None, jobs_running=32, jobs_queue_max=64, gpu_in_flight=in_flight,
                     deep_check_interval_s=3600, parakeet_memory_limit="2g",
                     allowed_hosts=["testserver"])  # TestClient's Host header
 
@@ -62,11 +64,25 @@ def cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def run_batch(config: Settings, batch: list[tuple[Path, float]]) -> tuple[float, dict, float]:
+def server_cpu_s(host: SimSpark2) -> float:
+    """CPU seconds the host's speech server container has used (its cgroup's
+    cpuacct.usage, v1, or cpu.stat usage_usec, v2); 0 when neither is found."""
+    cid = host.docker("inspect", "--format", "{{.Id}}", "parakeet-asr").stdout.decode().strip()
+    for path in glob.glob(f"/sys/fs/cgroup/**/*{cid}*/cpuacct.usage", recursive=True):
+        return int(Path(path).read_text()) / 1e9
+    for path in glob.glob(f"/sys/fs/cgroup/**/*{cid}*/cpu.stat", recursive=True):
+        usage = dict(line.split() for line in Path(path).read_text().splitlines())
+        return int(usage["usage_usec"]) / 1e6
+    return 0.0
+
+
+def run_batch(config: Settings, batch: list[tuple[Path, float]],
+              servers: list[SimSpark2]) -> tuple[float, dict, float, list[float]]:
     app = create_app(config)
     with TestClient(app, headers={"Authorization": f"Bearer {app.state.auth.token}"}) as c:
         _wait_active(c, 1 + len(config.hosts))
         started, cpu = time.perf_counter(), cpu_seconds()
+        busy = [server_cpu_s(host) for host in servers]
         ids = []
         for wav, _ in batch:
             with wav.open("rb") as f:
@@ -81,8 +97,9 @@ def run_batch(config: Settings, batch: list[tuple[Path, float]]) -> tuple[float,
             if state["status"] != "done":
                 raise SystemExit(f"job {job_id} {state['status']}: {state['error']}")
         took, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+        busy = [server_cpu_s(host) - before for host, before in zip(servers, busy)]
         served = {h["pool"]["name"]: h["pool"]["served"] for h in c.get("/api/hosts").json()["hosts"]}
-    return took, served, cpu
+    return took, served, cpu, busy
 
 
 def _wait_active(client: TestClient, count: int) -> None:
@@ -106,6 +123,8 @@ def main() -> None:
     parser.add_argument("--recordings", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3,
                         help="rounds of one-then-two (the machine's noise shows)")
+    parser.add_argument("--in-flight", type=int, default=1,
+                        help="GPU_IN_FLIGHT: units (and requests) at once per host")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="pool-bench-"))
     batch = recordings(folder, args.recordings)
@@ -118,12 +137,15 @@ def main() -> None:
         for cpu, host in enumerate(hosts):
             pin(host, cpu)
         for round_ in range(1, args.repeat + 1):
-            one = run_batch(settings(hosts[0], None, folder / f"one-{round_}"), batch)
-            two = run_batch(settings(hosts[0], hosts[1], folder / f"two-{round_}"), batch)
-            for label, (took, served, cpu) in (("one", one), ("two", two)):
+            one = run_batch(settings(hosts[0], None, folder / f"one-{round_}", args.in_flight),
+                            batch, hosts[:1])
+            two = run_batch(settings(hosts[0], hosts[1], folder / f"two-{round_}",
+                                     args.in_flight), batch, hosts)
+            for label, (took, served, cpu, busy) in (("one", one), ("two", two)):
+                used = ", ".join(f"{b:.1f} s ({b / took:.0%} of the run)" for b in busy)
                 print(f"round {round_}, pool of {label}: {took:6.1f} s  {audio / took:5.2f} s of "
                       f"audio per s  served {served}  spark-control CPU {cpu:.1f} s "
-                      "(with its ffmpeg)", flush=True)
+                      f"(with its ffmpeg)  speech server CPU {used}", flush=True)
             ratios.append(one[0] / two[0])
             print(f"round {round_}: throughput ratio (two / one) {ratios[-1]:.2f}x", flush=True)
     finally:

@@ -159,8 +159,10 @@ def test_missing_container_is_a_clear_error(sim):
 def test_wedged_service_fails_deep_check_and_is_restarted(sim):
     # The healthy check gets 10 s (a loaded 2-core machine must not fail it); the wedged
     # one 1 s, so that its own auto-restart comes before the health poller's evidence
-    # moves anything else to act. The watchdog reads the bound at each check.
-    with control(sim_settings(sim, deep_check_timeout_s=10)) as client:
+    # moves anything else to act. The watchdog reads the bound at each check. No startup
+    # grace: the container was just created, and a failed /health inside the grace reads
+    # "starting", which the watchdog never restarts (a CI run lost that race).
+    with control(sim_settings(sim, deep_check_timeout_s=10, startup_grace_s=0)) as client:
         wait_for(lambda: _state(client, "magpie-tts") == "healthy", what="healthy")
         ok = client.post("/api/services/magpie-tts/deep-check").json()
         assert ok["result"]["verdict"] == "ok" and ok["auto_restart"] is None
