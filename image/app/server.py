@@ -27,7 +27,7 @@ from .local import LocalSpeech, free_port, longest_wav_mb
 from .logs import RequestIdMiddleware
 from .metrics import MetricsMiddleware
 from .pool.dispatch import SpeechPool
-from .pool.members import Member, build_members
+from .pool.members import build_members
 from .pool.rolling import RollingReapply
 from .routes import audio, login, passthrough, pool as pool_routes, probes, services, speakers
 from .routes import host as host_routes
@@ -45,8 +45,7 @@ def _audio_jobs(settings: Settings, store: JobStore, pool: SpeechPool) -> AudioJ
         raise NotConfigured("no speech server is configured (PARAKEET_URL, SPARK2_HOST "
                             "or HOSTS)")
 
-    serving = any(m.client is not None for m in pool.members.values())
-    return AudioJobs(store, runner(pool, settings) if serving else unconfigured,
+    return AudioJobs(store, runner(pool, settings) if pool.serving else unconfigured,
                      running=settings.jobs_running, queue_max=settings.jobs_queue_max,
                      retention_s=settings.job_retention_h * 3600,
                      on_fault=pool.kick_wedged)
@@ -67,14 +66,6 @@ def local_speech(settings: Settings) -> LocalSpeech | None:
     return speech
 
 
-def _first_member_state(app: FastAPI, first: Member) -> None:
-    """The first member's parts as the app's own: the routes without ?host= use them,
-    so a pool of one reads exactly as a single host always did."""
-    app.state.registry, app.state.watchdog = first.registry, first.watchdog
-    app.state.speech_models, app.state.speech_server = first.speech_models, first.speech_server
-    app.state.host_health, app.state.speech = first.host_health, first.client
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     local = local_speech(settings)
@@ -86,7 +77,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with httpx.AsyncClient() as http:
             members = build_members(settings, http, local)
             pool = app.state.pool = SpeechPool(members, settings.drain_timeout_s)
-            _first_member_state(app, members[0])
+            # the first host's, which /readyz checks (per-host routes go through the pool)
+            app.state.registry = pool.first.registry
+            app.state.host_health = pool.first.host_health
             rolling = app.state.rolling = RollingReapply(pool)
             store = JobStore(settings.data_dir / "jobs.sqlite3")
             voices = app.state.voices = VoiceLibrary(settings.data_dir / "speakers.sqlite3")

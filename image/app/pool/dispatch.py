@@ -72,21 +72,27 @@ class SpeechPool:
             member.registry.guard = self._guard(member.name)
 
     @property
-    def first(self) -> Member | None:
-        return next(iter(self.members.values()), None)
+    def first(self) -> Member:
+        """The SPARK2_HOST (or local, or PARAKEET_URL) host: the pages' default."""
+        return next(iter(self.members.values()))  # build_members never returns none
+
+    @property
+    def serving(self) -> bool:
+        """Some host has a speech server configured (else every request is 503)."""
+        return any(m.client is not None for m in self.members.values())
 
     # -- what each member may take -------------------------------------------------
 
     def model_of(self, member: Member) -> str | None:
         """The embedding model it makes prints with: its /health, else its last answer,
-        else its HOSTS entry's embedding_model."""
+        else its settings' (the HOSTS entry's embedding_model, or EMBEDDING_MODEL)."""
         health = member.asr_health()
         models = (health.body or {}).get("models") if health and health.ok else None
         if isinstance(models, dict) and isinstance(models.get("embedding"), str):
             return models["embedding"]
         if member.client is not None and member.client.models.get("embedding"):
             return member.client.models["embedding"]
-        return member.declared_model
+        return member.settings.embedding_model
 
     def reference(self) -> tuple[str, str] | None:
         """(member, model) whose model the pool keeps to: the first known in order, the
@@ -108,11 +114,11 @@ class SpeechPool:
     def ready(self, member: Member) -> bool:
         """Its /health answered ok since its last failure here, and (a managed host)
         it is reachable over SSH: one that is not cannot be watched or restarted."""
-        health, load = member.asr_health(), self.load[member.name]
-        if health is None or not health.ok or self.unreachable(member):
+        poller, load = member.asr_poller(), self.load[member.name]
+        health = poller.data if poller else None
+        if poller is None or health is None or not health.ok or self.unreachable(member):
             return False
-        checked = member.asr_checked_at() or 0.0
-        return load.failed_at is None or checked > load.failed_at
+        return load.failed_at is None or (poller.updated_at or 0.0) > load.failed_at
 
     def unreachable(self, member: Member) -> str | None:
         error = member.registry.docker_poller.error if member.managed else None

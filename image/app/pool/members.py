@@ -11,7 +11,7 @@ pool of one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -20,6 +20,7 @@ from ..audio.speech_client import SpeechClient
 from ..config import HostSpec, Settings
 from ..host.health import HostHealth
 from ..local import LocalProcesses, LocalSpeech
+from ..poller import Poller
 from ..registry import Registry
 from ..registry.probes import HealthResult
 from ..registry.watchdog import Watchdog
@@ -41,9 +42,6 @@ class Member:
     client: SpeechClient | None
     ssh: SSHClient | None = None
     docker: Docker | None = None
-    local: LocalSpeech | None = None
-    # the embedding model the configuration says this member uses (else its /health)
-    declared_model: str | None = field(default=None)
 
     @property
     def managed(self) -> bool:
@@ -58,18 +56,15 @@ class Member:
     def address(self) -> str:
         return self.settings.spark2_host or (self.client.url if self.client else "")
 
-    def asr_service(self) -> str | None:
-        """The registry's name for the member's speech server (parakeet-asr)."""
-        return next((n for n, rt in self.registry.runtime.items() if rt.spec.kind == "asr"),
+    def asr_poller(self) -> Poller[HealthResult] | None:
+        """The /health poller of the member's speech server (parakeet-asr), if any."""
+        name = next((n for n, rt in self.registry.runtime.items() if rt.spec.kind == "asr"),
                     None)
+        return self.registry.health_pollers[name] if name else None
 
     def asr_health(self) -> HealthResult | None:
-        name = self.asr_service()
-        return self.registry.health_pollers[name].data if name else None
-
-    def asr_checked_at(self) -> float | None:
-        name = self.asr_service()
-        return self.registry.health_pollers[name].updated_at if name else None
+        poller = self.asr_poller()
+        return poller.data if poller else None
 
     def start(self) -> None:
         self.registry.start()
@@ -133,7 +128,7 @@ def first_member_name(settings: Settings, local: LocalSpeech | None) -> str | No
 
 
 def build_member(name: str, settings: Settings, http: httpx.AsyncClient,
-                 local: LocalSpeech | None = None, declared: str | None = None) -> Member:
+                 local: LocalSpeech | None = None) -> Member:
     """A member's parts, not started (`Member.start`)."""
     ssh = SSHClient(ssh_target(settings)) if settings.remote else None
     docker = Docker(ssh, settings.docker_argv) if ssh else None
@@ -148,8 +143,7 @@ def build_member(name: str, settings: Settings, http: httpx.AsyncClient,
     return Member(name=name, settings=settings, registry=registry,
                   watchdog=Watchdog(registry), speech_models=speech_models,
                   host_health=HostHealth(settings, docker, local is not None, name=name),
-                  speech_server=speech_server, client=client, ssh=ssh, docker=docker,
-                  local=local, declared_model=declared or settings.embedding_model)
+                  speech_server=speech_server, client=client, ssh=ssh, docker=docker)
 
 
 def build_members(settings: Settings, http: httpx.AsyncClient,
@@ -161,8 +155,7 @@ def build_members(settings: Settings, http: httpx.AsyncClient,
     if first is not None:
         members.append(build_member(first, settings, http, local))
     for spec in settings.hosts:
-        members.append(build_member(spec.name, member_settings(settings, spec), http,
-                                    declared=spec.embedding_model))
+        members.append(build_member(spec.name, member_settings(settings, spec), http))
     return members
 
 

@@ -78,7 +78,7 @@ async def _transcribe(request: Request) -> tuple[Transcribed, str, list[str]]:
 
 def speech_pool(request: Request) -> SpeechPool:
     pool: SpeechPool = request.app.state.pool
-    if not any(m.client is not None for m in pool.members.values()):
+    if not pool.serving:
         raise NotConfigured("no speech server is configured (PARAKEET_URL, SPARK2_HOST "
                             "or HOSTS)")
     return pool

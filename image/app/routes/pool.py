@@ -50,7 +50,7 @@ def member(request: Request, host: str | None) -> Member:
     """The named host (404 when unknown), or the first one."""
     pool: SpeechPool = request.app.state.pool
     if host is None:
-        return pool.first  # type: ignore[return-value]
+        return pool.first
     try:
         return pool.get(host)
     except LookupError as exc:
