@@ -1,8 +1,9 @@
 """Throughput of a pool of one host vs two (a benchmark; prints figures).
 
 Two simulated hosts (sim/spark2.py: each a private dockerd + sshd + the real speech
-server with its CPU engine), each speech server pinned to one CPU of its own
-(`docker update --cpuset-cpus`), so the figure means something on a 2-core machine.
+server with its CPU engine), each speech server pinned to one CPU of its own from its
+start (`docker create --cpuset-cpus`: it sizes its threads by the CPUs it may use), so
+the figure means something on a 2-core machine.
 A batch of real people's recordings (testaudio/real.py conversations) is submitted at
 once as audio jobs to spark-control (in process, its lifespan and pollers running),
 first with SPARK2_HOST alone, then with the second host in HOSTS; the time from the
@@ -15,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import glob
+import os
 import resource
-import shlex
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,6 +34,9 @@ from app.config import HostSpec, Settings  # noqa: E402
 from app.server import create_app  # noqa: E402
 from sim.spark2 import SimSpark2  # noqa: E402
 from testaudio import real  # noqa: E402
+
+
+CORES = os.cpu_count() or 1
 
 
 def recordings(folder: Path, count: int) -> list[tuple[Path, float]]:
@@ -64,6 +69,12 @@ def cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def machine_cpu_s() -> float:
+    """CPU seconds the whole machine has been busy (/proc/stat: all but idle, iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def server_cpu_s(host: SimSpark2) -> float:
     """CPU seconds the host's speech server container has used (its cgroup's
     cpuacct.usage, v1, or cpu.stat usage_usec, v2); 0 when neither is found."""
@@ -76,12 +87,32 @@ def server_cpu_s(host: SimSpark2) -> float:
     return 0.0
 
 
+@dataclass
+class Batch:
+    took: float  # first submit to the last job done
+    served: dict[str, int]  # units per host
+    cpu: float  # spark-control's CPU seconds (this process and its ffmpeg)
+    busy: list[float]  # each speech server's CPU seconds
+    machine: float  # the whole machine's busy CPU seconds
+    working: dict[str, list[float]]  # host: [seconds with work in flight, last unit's end]
+
+    def line(self, audio: float) -> str:
+        used = ", ".join(f"{b:.1f} s ({b / self.took:.0%} of the run)" for b in self.busy)
+        hosts = ", ".join(f"{name} {w[0] / self.took:.0%}, its last unit ended at {w[1]:.1f} s"
+                          for name, w in self.working.items())
+        return (f"{self.took:6.1f} s  {audio / self.took:5.2f} s of audio per s  served "
+                f"{self.served}\n    work in flight: {hosts}\n    CPU: speech server {used}; "
+                f"spark-control {self.cpu:.1f} s (with its ffmpeg); the rest "
+                f"{self.machine - self.cpu - sum(self.busy):.1f} s; machine idle "
+                f"{self.took * CORES - self.machine:.1f} s of {self.took * CORES:.0f}")
+
+
 def run_batch(config: Settings, batch: list[tuple[Path, float]],
-              servers: list[SimSpark2]) -> tuple[float, dict, float, list[float]]:
+              servers: list[SimSpark2]) -> Batch:
     app = create_app(config)
     with TestClient(app, headers={"Authorization": f"Bearer {app.state.auth.token}"}) as c:
         _wait_active(c, 1 + len(config.hosts))
-        started, cpu = time.perf_counter(), cpu_seconds()
+        started, cpu, machine = time.perf_counter(), cpu_seconds(), machine_cpu_s()
         busy = [server_cpu_s(host) for host in servers]
         ids = []
         for wav, _ in batch:
@@ -90,16 +121,36 @@ def run_batch(config: Settings, batch: list[tuple[Path, float]],
                              params={"match_speakers": "false"})
             job.raise_for_status()
             ids.append(job.json()["id"])
-        for job_id in ids:
-            while (state := c.get(f"/api/audio/jobs/{job_id}").json())["status"] in (
-                    "queued", "running"):
-                time.sleep(0.2)
-            if state["status"] != "done":
-                raise SystemExit(f"job {job_id} {state['status']}: {state['error']}")
+        working = _follow(c, app.state.pool, ids, started)
         took, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+        machine = machine_cpu_s() - machine
         busy = [server_cpu_s(host) - before for host, before in zip(servers, busy)]
         served = {h["pool"]["name"]: h["pool"]["served"] for h in c.get("/api/hosts").json()["hosts"]}
-    return took, served, cpu, busy
+    return Batch(took, served, cpu, busy, machine, working)
+
+
+def _follow(client: TestClient, pool, ids: list[str], started: float) -> dict[str, list[float]]:
+    """Waits for every job; meanwhile samples each host's units in flight (read from the
+    pool object in this process: no requests, no CPU to speak of). Returns, per host,
+    [seconds it had work in flight, when its last unit ended (s from the start)]."""
+    working = {name: [0.0, 0.0] for name in pool.members}
+    last, pending, next_poll = time.perf_counter(), list(ids), 0.0
+    while pending:
+        time.sleep(0.05)
+        now = time.perf_counter()
+        for name, load in pool.load.items():
+            if load.in_flight:
+                working[name][0] += now - last
+                working[name][1] = now - started
+        last = now
+        if now >= next_poll:  # a job's state every 0.2 s, as a client would poll
+            state = client.get(f"/api/audio/jobs/{pending[0]}").json()
+            if state["status"] not in ("queued", "running"):
+                if state["status"] != "done":
+                    raise SystemExit(f"job {pending[0]} {state['status']}: {state['error']}")
+                pending.pop(0)
+            next_poll = now + 0.2
+    return working
 
 
 def _wait_active(client: TestClient, count: int) -> None:
@@ -113,9 +164,8 @@ def _wait_active(client: TestClient, count: int) -> None:
 
 
 def pin(host: SimSpark2, cpu: int) -> None:
-    host.docker("update", "--cpuset-cpus", str(cpu), "parakeet-asr")
-    print(f"  {shlex.join(['docker', 'update', '--cpuset-cpus', str(cpu), 'parakeet-asr'])}"
-          f" on {host.root}")
+    host.reset_containers(cpuset=str(cpu))
+    print(f"  parakeet-asr created with --cpuset-cpus {cpu} on {host.root}")
 
 
 def main() -> None:
@@ -141,12 +191,9 @@ def main() -> None:
                             batch, hosts[:1])
             two = run_batch(settings(hosts[0], hosts[1], folder / f"two-{round_}",
                                      args.in_flight), batch, hosts)
-            for label, (took, served, cpu, busy) in (("one", one), ("two", two)):
-                used = ", ".join(f"{b:.1f} s ({b / took:.0%} of the run)" for b in busy)
-                print(f"round {round_}, pool of {label}: {took:6.1f} s  {audio / took:5.2f} s of "
-                      f"audio per s  served {served}  spark-control CPU {cpu:.1f} s "
-                      f"(with its ffmpeg)  speech server CPU {used}", flush=True)
-            ratios.append(one[0] / two[0])
+            for label, result in (("one", one), ("two", two)):
+                print(f"round {round_}, pool of {label}: {result.line(audio)}", flush=True)
+            ratios.append(one.took / two.took)
             print(f"round {round_}: throughput ratio (two / one) {ratios[-1]:.2f}x", flush=True)
     finally:
         for host in hosts:

@@ -118,22 +118,23 @@ class SimSpark2:
                              check=True).stdout
         self.docker("import", "-", IMAGE, input=tar)
 
-    def create_containers(self, speech: bool = True, env: dict[str, str] | None = None
-                          ) -> None:
+    def create_containers(self, speech: bool = True, env: dict[str, str] | None = None,
+                          cpuset: str | None = None) -> None:
         # The overlay, plus the CPU engine's speaker-encoder weights: part of this
         # simulated image (the real one runs NeMo), not of what spark-control deploys.
         files = [*_patch_files(), PATCHES / "ge2e_weights.npz", PATCHES / "campplus.onnx"]
         if speech:
             self.create_container("parakeet-asr", self.state.parakeet_port, APP_DIR,
                                   {f"{APP_DIR}/{p.name}": p.read_bytes() for p in files},
-                                  env=env)
+                                  env=env, cpuset=cpuset)
         if self.state.tts:
             self.create_container("magpie-tts", self.state.magpie_port, TTS_DIR,
                                   {f"{TTS_DIR}/main.py": TTS_STANDIN.read_bytes()})
 
     def create_container(self, name: str, port: int, app_dir: str,
                          files: dict[str, bytes], engine: str = "cpu",
-                         env: dict[str, str] | None = None) -> None:
+                         env: dict[str, str] | None = None, cpuset: str | None = None
+                         ) -> None:
         self.docker("rm", "-f", name, check=False)
         # A removed container's server must be gone before the new one's health counts.
         _wait(lambda: not _port_open(port), 15, f"port {port} of the old {name} to close")
@@ -145,19 +146,21 @@ class SimSpark2:
                     "-e", "PYTHONDONTWRITEBYTECODE=1", "-e", "HOME=/root",
                     "-e", f"ENGINE={engine}",
                     *[arg for k, v in (env or {}).items() for arg in ("-e", f"{k}={v}")],
-                    IMAGE, *command)
+                    *(["--cpuset-cpus", cpuset] if cpuset else []), IMAGE, *command)
         self.docker("cp", "-", f"{name}:/", input=tar_of(files))
         self.docker("start", name)
 
-    def reset_containers(self, env: dict[str, str] | None = None) -> None:
+    def reset_containers(self, env: dict[str, str] | None = None,
+                         cpuset: str | None = None) -> None:
         """Fresh containers (no memory cap, default files), both healthy; `env` is
-        given to the speech server (e.g. CPU_SPEAKER_MODEL).
+        given to the speech server (e.g. CPU_SPEAKER_MODEL), `cpuset` pins it to
+        those CPUs from its start (docker --cpuset-cpus; it sizes its threads by it).
 
         Waits first for docker commands that earlier clients left running (an SSH
         client that disconnects does not stop them): a late `docker update` must not
         land on the new containers."""
         _wait(lambda: not self._docker_clients(), 30, "earlier docker commands to end")
-        self.create_containers(env=env)
+        self.create_containers(env=env, cpuset=cpuset)
         self.wait_healthy()
 
     def _docker_clients(self) -> list[int]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine_base import EngineError
+from engine_base import EngineError, usable_cpus
 from fbank import HOP, fbank, n_frames
 
 MODEL = Path(__file__).with_name("campplus.onnx")
@@ -96,8 +96,10 @@ def _session(path: Path):
     import onnxruntime as ort  # imported here: a missing runtime shows in /health
 
     options = ort.SessionOptions()
-    # the recogniser runs beside it: two threads keep both moving on a small CPU
-    options.intra_op_num_threads = int(os.environ.get("SPEAKER_THREADS", "2"))
+    # the recogniser runs beside it: two threads keep both moving on a small CPU; more
+    # threads than the CPUs the container may use only wait on each other
+    threads = os.environ.get("SPEAKER_THREADS")
+    options.intra_op_num_threads = int(threads) if threads else min(2, usable_cpus())
     options.inter_op_num_threads = 1
     # no arena: it keeps the largest activation ever seen (a 30 s print, a batch) for
     # the process's life; without it a 10-minute chunk peaks at 520 MB instead of 910

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import threading
 from pathlib import Path
 
 import numpy as np
 
-from engine_base import SAMPLE_RATE, EngineError, TextSegment, Transcript
+from engine_base import SAMPLE_RATE, EngineError, TextSegment, Transcript, usable_cpus
 from frontend import noise_profile, reduce_noise, shape
 from word_align import Aligner, Line, merge_punctuation, tidy
 
@@ -96,7 +95,7 @@ class CpuTranscriber:
 
         path = model_dir()
         check_weights(path)
-        threads = min(4, os.cpu_count() or 1)
+        threads = min(4, usable_cpus())
         return WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=threads)
 
     def transcribe(self, audio: np.ndarray, language: str | None = None) -> Transcript:

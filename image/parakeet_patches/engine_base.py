@@ -7,8 +7,11 @@ from the start of that array.
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 import numpy as np
@@ -105,3 +108,30 @@ def relabel_by_first_appearance(turns: list[Turn]) -> list[Turn]:
         order.setdefault(turn.speaker, f"Speaker_{len(order)}")
     return sorted((Turn(t.start, t.end, order[t.speaker], t.confidence) for t in turns),
                   key=lambda t: t.start)
+
+
+def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """CPUs this process may use: its affinity (docker --cpuset-cpus), capped by its
+    cgroup's CPU quota (docker --cpus), at least 1. os.cpu_count() counts the host's:
+    an engine sized by it in a one-CPU container runs threads that wait on each other."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        count = os.cpu_count() or 1
+    quota = cpu_quota(cgroup)
+    return max(1, min(count, math.ceil(quota)) if quota else count)
+
+
+def cpu_quota(cgroup: Path) -> float | None:
+    """The cgroup's CPU quota in CPUs (v2 cpu.max, v1 cpu.cfs_quota_us); None: none."""
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()
+    except (OSError, ValueError):
+        try:
+            quota = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    if quota in ("max", "-1") or not period.isdigit() or int(period) == 0:
+        return None
+    return int(quota) / int(period)
