@@ -43,7 +43,7 @@ async def measure(sim: SimSpark2, polls: int) -> list[float]:
         assert health.status().snapshot is not None
         return times
     finally:
-        await docker.shell.close()
+        await docker.close()
         await ssh.close()
 
 

@@ -87,3 +87,15 @@ def test_a_session_that_ended_between_commands_is_reopened_without_an_error(sim)
         return result
 
     assert asyncio.run(_session(sim, steps)).stdout == b"x\n"
+
+
+def test_a_session_that_ends_as_a_command_is_sent_runs_it_on_a_new_one(sim):
+    async def steps(shell, ssh):
+        await shell.run(["true"])
+        first = shell._proc
+        first.stdin.write(b"exit 0\n")  # gone before it reads the next line, unnoticed yet
+        result = await shell.run(["echo", "x"])  # no error: sent again on a new session
+        assert shell._proc is not first
+        return result
+
+    assert asyncio.run(_session(sim, steps)).stdout == b"x\n"

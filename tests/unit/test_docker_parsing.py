@@ -34,6 +34,22 @@ class FakeSSH:
         return CommandResult(list(argv), result.exit_status, result.stdout, result.stderr)
 
 
+class ShellOver:
+    """RemoteShell's `run` answered by a FakeSSH (the real shell: tests/sim)."""
+
+    def __init__(self, ssh: FakeSSH) -> None:
+        self.ssh = ssh
+
+    async def run(self, argv, timeout=None) -> CommandResult:
+        return await self.ssh.run(argv, timeout=timeout)
+
+
+def docker_over(ssh: FakeSSH, prefix: list[str]) -> Docker:
+    docker = Docker(ssh, prefix)  # type: ignore[arg-type]
+    docker.shell = docker.stats_shell = ShellOver(ssh)  # type: ignore[assignment]
+    return docker
+
+
 def result(stdout: bytes = b"", stderr: str = "", status: int = 0) -> CommandResult:
     return CommandResult([], status, stdout, stderr)
 
@@ -56,7 +72,7 @@ def test_only_an_exited_container_flagged_oom_was_killed_for_memory():
 def test_inspect_many_reports_missing_containers_as_none():
     ssh = FakeSSH(result(json.dumps([inspect_json("parakeet-asr", memory=5, swap=5)]).encode(),
                          "Error: No such object: magpie-tts\n", 1))
-    docker = Docker(ssh, ["sudo", "docker"])
+    docker = docker_over(ssh, ["sudo", "docker"])
     found = asyncio.run(docker.inspect_many(["parakeet-asr", "magpie-tts"]))
     assert found["magpie-tts"] is None
     info = found["parakeet-asr"]
@@ -67,7 +83,7 @@ def test_inspect_many_reports_missing_containers_as_none():
 
 
 def test_other_inspect_failures_raise_with_stderr():
-    docker = Docker(FakeSSH(result(b"", "permission denied on docker.sock", 1)), ["docker"])
+    docker = docker_over(FakeSSH(result(b"", "permission denied on docker.sock", 1)), ["docker"])
     with pytest.raises(CommandFailed, match="permission denied on docker.sock"):
         asyncio.run(docker.inspect_many(["x"]))
 
@@ -98,3 +114,19 @@ def test_copy_in_sends_a_tar_stream_on_stdin():
 def test_tar_of_strips_leading_slashes():
     with tarfile.open(fileobj=io.BytesIO(tar_of({"/opt/a.py": b"x"}))) as tar:
         assert tar.getnames() == ["opt/a.py"]
+
+
+def test_memory_usage_from_one_docker_stats_through_its_own_shell():
+    rows = [{"Name": "parakeet-asr", "MemUsage": "1.5GiB / 4GiB"},
+            {"Name": "magpie-tts", "MemUsage": "7.4MiB / 125GiB"}]
+    ssh = FakeSSH(result("\n".join(map(json.dumps, rows)).encode()))
+    docker = docker_over(ssh, ["docker"])
+    usage = asyncio.run(docker.memory_usage(["parakeet-asr", "magpie-tts"]))
+    assert usage == {"parakeet-asr": int(1.5 * 1024**3), "magpie-tts": int(7.4 * 1024**2)}
+    assert ssh.calls[0][0][:3] == ["docker", "stats", "--no-stream"]
+
+
+def test_memory_usage_of_a_container_gone_meanwhile_raises():
+    ssh = FakeSSH(result(b"", "Error response from daemon: No such container: parakeet-asr", 1))
+    with pytest.raises(ContainerNotFound):
+        asyncio.run(docker_over(ssh, ["docker"]).memory_usage(["parakeet-asr"]))

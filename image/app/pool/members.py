@@ -78,7 +78,7 @@ class Member:
         await self.registry.stop()
         await self.host_health.stop()
         if self.docker is not None:
-            await self.docker.shell.close()
+            await self.docker.close()
         if self.ssh is not None:
             await self.ssh.close()
 

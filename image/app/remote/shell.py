@@ -8,7 +8,9 @@ per request, so it goes through here (see bench/speech_models_latency.py).
 Each command is followed by a random end marker carrying its exit status, on stdout
 and on stderr, so output is split exactly. Commands run one at a time, with no
 stdin; a timeout or a broken session closes the shell, and the next command opens
-a new one.
+a new one. A session found broken by a command sent to a shell that sat idle is
+reopened and the command sent once more (they are reads): an sshd restart between
+polls then costs no error.
 """
 
 from __future__ import annotations
@@ -29,25 +31,38 @@ class RemoteShell:
         self.ssh = ssh
         self._proc: asyncssh.SSHClientProcess[bytes] | None = None
         self._lock = asyncio.Lock()
+        self._was_fresh = True  # the last command opened its session
 
     async def run(self, argv: Sequence[str], timeout: float | None = None) -> CommandResult:
         deadline = timeout or self.ssh.target.command_timeout
+        async with self._lock:
+            try:
+                return await self._run_once(argv, deadline)
+            except HostUnreachable:
+                if self._was_fresh:
+                    raise
+            # The shell had sat idle: its session may have ended unnoticed (sshd
+            # restarted, the connection dropped). The command is a read: run it once
+            # more on a new session, which reconnects or says why it cannot.
+            return await self._run_once(argv, deadline)
+
+    async def _run_once(self, argv: Sequence[str], deadline: float) -> CommandResult:
         marker = f"__spark_control_end_{secrets.token_hex(8)}"
         line = (f"{shlex.join(argv)} </dev/null; printf '\\n{marker} %d\\n' $?; "
                 f"printf '\\n{marker}\\n' >&2\n")
-        async with self._lock:
-            proc = await self._shell()
-            try:
-                proc.stdin.write(line.encode())
-                return await asyncio.wait_for(self._read(proc, argv, marker), deadline)
-            except asyncio.TimeoutError:
-                self._close()
-                raise RemoteTimeout(f"`{shlex.join(argv)[:117]}` on {self.ssh.target.host} "
-                                    f"did not finish within {deadline:g} s") from None
-            except (asyncio.IncompleteReadError, asyncssh.Error, OSError) as exc:
-                self._close()
-                raise HostUnreachable(f"the shell session on {self.ssh.target.address} "
-                                      f"ended: {exc or type(exc).__name__}") from None
+        self._was_fresh = self._proc is None or self._proc.is_closing()
+        proc = await self._shell()
+        try:
+            proc.stdin.write(line.encode())
+            return await asyncio.wait_for(self._read(proc, argv, marker), deadline)
+        except asyncio.TimeoutError:
+            self._close()
+            raise RemoteTimeout(f"`{shlex.join(argv)[:117]}` on {self.ssh.target.host} "
+                                f"did not finish within {deadline:g} s") from None
+        except (asyncio.IncompleteReadError, asyncssh.Error, OSError) as exc:
+            self._close()
+            raise HostUnreachable(f"the shell session on {self.ssh.target.address} "
+                                  f"ended: {exc or type(exc).__name__}") from None
 
     async def close(self) -> None:
         async with self._lock:
