@@ -102,7 +102,7 @@ def test_enroll_from_a_result_then_rename_and_delete(sim, dashboard, conversatio
         rf"^{label} matched the enrolled voice of Alice \(score (0\.99\d|1\.000)\)$"))
     expect(legend.locator("[data-enroll-as]")).to_have_count(0)
     expect(audio.locator("[data-enroll-message]")).to_contain_text(f"{label} is saved as Alice")
-    expect(audio.locator(f'[data-lane="Alice"] .lane-label')).to_have_text("Alice")
+    expect(audio.locator('[data-lane="Alice"] .lane-label')).to_have_text("Alice")
     # the other speakers can still be saved
     expect(audio.locator("[data-enroll-as]")).to_have_count(len(talk) - 1)
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import httpx
 import pytest
 import respx
-from fastapi.testclient import TestClient
 
 from app.config import Settings
 from helpers import authed

@@ -8,7 +8,6 @@ import asyncio
 import httpx
 import pytest
 import respx
-from fastapi.testclient import TestClient
 
 from app.config import Settings
 from helpers import authed

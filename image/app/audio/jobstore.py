@@ -10,7 +10,6 @@ with it (deleted rows are overwritten: `secure_delete`). Calls run in a worker t
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any

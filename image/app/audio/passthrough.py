@@ -42,9 +42,8 @@ async def _part(pool: "SpeechPool", source: Path, work: Path, i: int,
                 spans: list[tuple[float, float]], language: str | None
                 ) -> tuple[dict[str, Any], str]:
     if len(spans) == 1:  # source is already 16 kHz mono WAV (media.receive)
-        whole = await pool.run(spans[0][1], "the recording",
-                               lambda c: c.verbose(source, language),
-                               attempts=len(pool.members))
+        whole = await pool.run_once_each(spans[0][1], "the recording",
+                                         lambda c: c.verbose(source, language))
         return whole.value, whole.host
     async with chunk_audio(pool, source, work, i, spans[i]) as wav:
         ran = await pool.run(spans[i][1] - spans[i][0], chunk_name(i, spans),

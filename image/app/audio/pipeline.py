@@ -150,8 +150,8 @@ async def _whole(pool: SpeechPool, source: Path, duration: float, progress: Prog
     # source is already 16 kHz mono WAV: media.receive decoded the upload on arrival
     await progress("normalizing", 0, 1)
     await progress("transcribing", 0, 1)
-    ran = await pool.run(duration, "the recording", lambda c: _chunk_once(c, source, 0.0, duration),
-                         attempts=len(pool.members))
+    ran = await pool.run_once_each(duration, "the recording",
+                                   lambda c: _chunk_once(c, source, 0.0, duration))
     await placed(0, ran.host, ran.failed_on)
     part, language, models = ran.value
     return _Heard(part.words, part.turns, language, part.fingerprints, models)

@@ -8,7 +8,6 @@ so a restart of spark-control keeps the day. Rows older than 24 h are deleted.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 import time
 from collections import deque

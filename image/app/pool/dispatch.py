@@ -209,6 +209,12 @@ class SpeechPool:
                 return Ran(value, member.name, [name for name, _ in failures])
         raise _gave_up(what, failures)
 
+    async def run_once_each(self, seconds: float, what: str,
+                            call: Callable[[SpeechClient], Awaitable[T]]) -> Ran[T]:
+        """`run`, tried at most once per member: for a unit a host would not redo
+        better (a whole recording, a sample); a pool of one tries it once, as before."""
+        return await self.run(seconds, what, call, attempts=len(self.members))
+
     def _failed(self, member: Member, what: str, exc: RemoteError) -> None:
         load = self.load[member.name]
         load.failed += 1

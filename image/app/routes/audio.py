@@ -94,11 +94,12 @@ def refuse_if_swapping(request: Request, duration: float) -> None:
     pool: SpeechPool = request.app.state.pool
     swaps = {m.name: m.host_health.warnings.active.get("swap")
              for m in pool.members.values() if pool.usable(m)}
-    if not swaps or any(warning is None for warning in swaps.values()):
+    said = {name: w.message for name, w in swaps.items() if w is not None}
+    if not swaps or len(said) < len(swaps):  # some host taking work does not swap
         return
-    where = (f"Spark 2 is swapping ({next(iter(swaps.values())).message})"  # type: ignore[union-attr]
-             if len(swaps) == 1 else "every speech host is swapping (" + "; ".join(
-                 f"{name}: {w.message}" for name, w in swaps.items()) + ")")  # type: ignore[union-attr]
+    where = (f"Spark 2 is swapping ({next(iter(said.values()))})" if len(said) == 1
+             else "every speech host is swapping (" + "; ".join(
+                 f"{name}: {message}" for name, message in said.items()) + ")")
     raise HTTPException(503, f"{where}; recordings over {settings.chunk_threshold_s:g} s are "
                              "refused until it stops (REFUSE_LONG_JOBS_WHILE_SWAPPING)",
                         headers={"Retry-After": "120"})

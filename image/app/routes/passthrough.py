@@ -62,9 +62,8 @@ async def diarize_chunk(request: Request) -> Any:
                                      f"{settings.longest_chunk_s:g} s (this is {duration:.0f} s);"
                                      " send longer recordings to transcribe-with-speakers")
         async with wedge_recovery(request):  # upload.path is 16 kHz mono WAV already
-            ran = await pool.run(duration, "the chunk",
-                                 lambda c: c.diarize_chunk_raw(upload.path),
-                                 attempts=len(pool.members))
+            ran = await pool.run_once_each(duration, "the chunk",
+                                           lambda c: c.diarize_chunk_raw(upload.path))
     return JSONResponse(ran.value, headers={HOSTS_HEADER: ran.host})
 
 

@@ -209,9 +209,8 @@ async def _sample_voice(request: Request, *, named: bool
                                      f"{settings.longest_chunk_s:.0f} s of one speech-server "
                                      "request; send a clip of one person (a minute is plenty)")
         async with wedge_recovery(request):
-            ran = await pool.run(duration, "the sample",
-                                 lambda c: enroll.from_sample(c, upload.path),
-                                 attempts=len(pool.members))
+            ran = await pool.run_once_each(duration, "the sample",
+                                           lambda c: enroll.from_sample(c, upload.path))
             return name, ran.value
 
 
