@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from app.remote.docker import Docker
-from app.errors import AuthFailed, ContainerNotFound, HostKeyRejected, RemoteTimeout
+from app.errors import (AuthFailed, ContainerNotFound, HostKeyRejected, HostUnreachable,
+                        RemoteTimeout)
 from app.pool.members import ssh_target
 from app.remote.ssh import SSHClient
 from helpers import control, service, sim_settings, wait_for
@@ -116,6 +117,26 @@ def test_command_timeout_keeps_the_connection_usable(sim):
     same_connection, out = asyncio.run(scenario())
     assert same_connection  # the timeout closed its channel, not the connection
     assert out == b"still here\n"
+
+
+def test_a_session_lost_mid_command_is_unreachable_and_the_next_command_reconnects(sim):
+    # sshd dies under a running command: no exit status comes back (was "exited None")
+    async def scenario() -> bytes:
+        ssh = SSHClient(ssh_target(sim_settings(sim)))
+        try:
+            await ssh.run(["true"])
+            running = asyncio.create_task(ssh.run(["sleep", "30"]))
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(sim.stop_sshd)
+            with pytest.raises(HostUnreachable, match="lost the SSH (session|connection) to "
+                                                      r".*while running `sleep 30`"):
+                await asyncio.wait_for(running, 20)
+            await asyncio.to_thread(sim.start_sshd)
+            return (await ssh.run(["echo", "back"])).stdout
+        finally:
+            await ssh.close()
+
+    assert asyncio.run(scenario()) == b"back\n"
 
 
 def test_shell_metacharacters_are_passed_literally(sim, tmp_path):

@@ -211,8 +211,9 @@ class SpeechPool:
 
     async def run_once_each(self, seconds: float, what: str,
                             call: Callable[[SpeechClient], Awaitable[T]]) -> Ran[T]:
-        """`run`, tried at most once per member: for a unit a host would not redo
-        better (a whole recording, a sample); a pool of one tries it once, as before."""
+        """`run`, at most once per member (a pool of one: once, as before the pool):
+        for a whole recording, a synchronous request or a sample, where a second try on
+        the same host would double the caller's wait rather than route around a fault."""
         return await self.run(seconds, what, call, attempts=len(self.members))
 
     def _failed(self, member: Member, what: str, exc: RemoteError) -> None:

@@ -22,7 +22,9 @@ from ..errors import AuthFailed, CommandFailed, HostKeyRejected, HostUnreachable
 log = logging.getLogger(__name__)
 logging.getLogger("asyncssh").setLevel(logging.WARNING)  # it logs every channel at INFO
 
-MAX_CHANNELS = 8  # with RemoteShell's one: below sshd's default MaxSessions of 10
+# with the long-lived sessions (docker.py's two shells, an install's build stream) at
+# most sshd's default MaxSessions of 10
+MAX_CHANNELS = 7
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,14 @@ class SSHClient:
                 await self._drop(conn)
                 raise HostUnreachable(f"{self.target.address} refused a new SSH session: "
                                       f"{exc.reason}") from None
+        if done.exit_status is None and done.exit_signal is None:
+            # the session closed with no exit status: its sshd (or the link) went away
+            await self._drop(conn)
+            raise HostUnreachable(f"lost the SSH session to {self.target.address} while "
+                                  f"running `{_short(argv)}` (no exit status came back)")
         stderr = (done.stderr or b"").decode("utf-8", "replace")
-        return CommandResult(list(argv), done.exit_status, bytes(done.stdout or b""), stderr)
+        # returncode: the exit status, or minus the signal that killed the command
+        return CommandResult(list(argv), done.returncode, bytes(done.stdout or b""), stderr)
 
     async def open_process(self, command: str) -> asyncssh.SSHClientProcess[bytes]:
         """A long-lived process with binary streams (see shell.RemoteShell); it holds
