@@ -85,7 +85,7 @@ class Docker:
 
     async def inspect_many(self, names: Sequence[str]) -> dict[str, ContainerInfo | None]:
         """One `docker inspect` for all names; a missing container maps to None."""
-        result = await self.shell.run(self.prefix + ["inspect", "--type", "container", *names])
+        result = await self._read(self.shell, ["inspect", "--type", "container", *names])
         missing = set(_NOT_FOUND.findall(result.stderr))
         if not result.ok and not missing:
             result.check()
@@ -103,11 +103,9 @@ class Docker:
         """Current memory use in bytes of running containers (one `docker stats`)."""
         if not names:
             return {}
-        result = await self.stats_shell.run(
-            self.prefix + ["stats", "--no-stream", "--no-trunc", "--format", "{{json .}}",
-                           *names])
-        _raise_if_missing(result, names[0])
-        result.check()
+        result = (await self._read(
+            self.stats_shell, ["stats", "--no-stream", "--no-trunc", "--format", "{{json .}}",
+                               *names], names[0])).check()
         usage = {}
         for line in result.stdout.decode().splitlines():
             row = json.loads(line)
@@ -144,9 +142,7 @@ class Docker:
     async def exec_quick(self, name: str, argv: Sequence[str],
                          timeout: float | None = None) -> CommandResult:
         """`exec` for a short read without stdin, through the long-lived shell."""
-        result = await self.shell.run(self.prefix + ["exec", name, *argv], timeout=timeout)
-        _raise_if_missing(result, name)
-        return result
+        return await self._read(self.shell, ["exec", name, *argv], name, timeout)
 
     async def copy_in(self, name: str, dest_dir: str, files: Mapping[str, bytes],
                       mode: int = 0o644) -> None:
@@ -170,6 +166,15 @@ class Docker:
         result = await self._run(args, input=input, timeout=timeout)
         _raise_if_missing(result, name)
         return result.check()
+
+    async def _read(self, shell: RemoteShell, args: list[str], name: str | None = None,
+                    timeout: float | None = None) -> CommandResult:
+        """A read through one of the long-lived shells; ContainerNotFound when the
+        container `name` does not exist (a non-zero exit is the caller's)."""
+        result = await shell.run(self.prefix + args, timeout=timeout)
+        if name is not None:
+            _raise_if_missing(result, name)
+        return result
 
     async def _run(self, args: list[str], *, input: bytes | None = None,
                    timeout: float | None = None) -> CommandResult:

@@ -31,15 +31,15 @@ class RemoteShell:
         self.ssh = ssh
         self._proc: asyncssh.SSHClientProcess[bytes] | None = None
         self._lock = asyncio.Lock()
-        self._was_fresh = True  # the last command opened its session
 
     async def run(self, argv: Sequence[str], timeout: float | None = None) -> CommandResult:
         deadline = timeout or self.ssh.target.command_timeout
         async with self._lock:
+            idle = self._proc is not None and not self._proc.is_closing()
             try:
                 return await self._run_once(argv, deadline)
             except HostUnreachable:
-                if self._was_fresh:
+                if not idle:  # its session was new: nothing to retry on
                     raise
             # The shell had sat idle: its session may have ended unnoticed (sshd
             # restarted, the connection dropped). The command is a read: run it once
@@ -50,7 +50,6 @@ class RemoteShell:
         marker = f"__spark_control_end_{secrets.token_hex(8)}"
         line = (f"{shlex.join(argv)} </dev/null; printf '\\n{marker} %d\\n' $?; "
                 f"printf '\\n{marker}\\n' >&2\n")
-        self._was_fresh = self._proc is None or self._proc.is_closing()
         proc = await self._shell()
         try:
             proc.stdin.write(line.encode())
