@@ -169,22 +169,16 @@ def pin(host: SimSpark2, cpu: int) -> None:
     print(f"  parakeet-asr created with --cpuset-cpus {cpu} on {host.root}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--recordings", type=int, default=8)
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="rounds of one-then-two (the machine's noise shows)")
-    parser.add_argument("--in-flight", type=int, default=1,
-                        help="GPU_IN_FLIGHT: units (and requests) at once per host")
-    args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="pool-bench-"))
+def rounds(folder: Path, args: argparse.Namespace) -> list[float]:
+    """Each round's throughput ratio (two / one), its figures printed as it goes."""
     batch = recordings(folder, args.recordings)
     audio = sum(seconds for _, seconds in batch)
     print(f"batch: {len(batch)} recordings of real speech, {audio:.0f} s of audio "
           f"({', '.join(f'{s:.0f}' for _, s in batch)} s)")
-    hosts = [SimSpark2.up(tts=False), SimSpark2.up(tts=False)]
+    hosts: list[SimSpark2] = []
     ratios = []
     try:
+        hosts += [SimSpark2.up(tts=False), SimSpark2.up(tts=False)]
         for cpu, host in enumerate(hosts):
             pin(host, cpu)
         for round_ in range(1, args.repeat + 1):
@@ -199,6 +193,19 @@ def main() -> None:
     finally:
         for host in hosts:
             host.down()
+    return ratios
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recordings", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="rounds of one-then-two (the machine's noise shows)")
+    parser.add_argument("--in-flight", type=int, default=1,
+                        help="GPU_IN_FLIGHT: units (and requests) at once per host")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="pool-bench-") as tmp:
+        ratios = rounds(Path(tmp), args)
     print(f"throughput ratio (two / one): median {statistics.median(ratios):.2f}x, "
           f"range {min(ratios):.2f}-{max(ratios):.2f}x over {len(ratios)} rounds "
           "(target >= 1.7x)")
